@@ -1,0 +1,58 @@
+# Finds the optional dependencies. Each found one becomes an imported target and sets
+# PLEXUS_HAVE_<NAME>; a required (ON) one that is missing stops with what to install.
+include(GNUInstallDirs)
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+
+function(plexus_find_pkg name module debian)
+  set(PLEXUS_HAVE_${name} OFF PARENT_SCOPE)
+  if(PLEXUS_WITH_${name} STREQUAL "OFF")
+    message(STATUS "plexus: ${name} disabled (PLEXUS_WITH_${name}=OFF)")
+    return()
+  endif()
+  pkg_check_modules(PLEXUS_PKG_${name} IMPORTED_TARGET GLOBAL ${module})
+  if(PLEXUS_PKG_${name}_FOUND)
+    set(PLEXUS_HAVE_${name} ON PARENT_SCOPE)
+    message(STATUS "plexus: ${name} ${PLEXUS_PKG_${name}_VERSION} found")
+  elseif(PLEXUS_WITH_${name} STREQUAL "ON")
+    message(FATAL_ERROR "plexus: ${name} required but pkg-config module '${module}' not found: "
+                        "install ${debian} (make deps) or configure with -DPLEXUS_WITH_${name}=OFF")
+  else()
+    message(STATUS "plexus: ${name} not found (install ${debian}); building without it")
+  endif()
+endfunction()
+
+plexus_find_pkg(UCX ucx libucx-dev)
+plexus_find_pkg(OFI libfabric libfabric-dev)
+plexus_find_pkg(HWLOC hwloc libhwloc-dev)
+plexus_find_pkg(ZSTD libzstd libzstd-dev)
+
+set(PLEXUS_HAVE_CUDA OFF)
+if(NOT PLEXUS_WITH_CUDA STREQUAL "OFF")
+  if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    # Ampere and Hopper, unless the user asks otherwise.
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 80 90)
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit)
+    if(CUDAToolkit_FOUND)
+      set(PLEXUS_HAVE_CUDA ON)
+      message(STATUS "plexus: CUDA ${CUDAToolkit_VERSION} found (archs ${CMAKE_CUDA_ARCHITECTURES})")
+    endif()
+  endif()
+  if(NOT PLEXUS_HAVE_CUDA AND PLEXUS_WITH_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "plexus: CUDA required but nvcc/CUDA toolkit not found: install CUDA in "
+                        "/usr/local/cuda or configure with -DPLEXUS_WITH_CUDA=OFF")
+  endif()
+endif()
+
+if(NOT PLEXUS_HAVE_UCX AND NOT PLEXUS_HAVE_OFI)
+  message(WARNING "plexus: no network transport (UCX or libfabric): communicators larger than "
+                  "one rank will fail to connect. Install libucx-dev (make deps).")
+endif()

@@ -1,0 +1,86 @@
+// Communicator: a group of ranks that run collectives together.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "plexus/export.h"
+#include "plexus/options.h"
+#include "plexus/status.h"
+#include "plexus/types.h"
+#include "plexus/work.h"
+
+namespace plexus {
+
+namespace internal {
+class CommunicatorImpl;
+}
+
+/// An opaque 128-byte token that lets ranks find each other without a launcher, as NCCL's
+/// ncclUniqueId does: one process generates it, the application distributes it (MPI_Bcast, a
+/// file, ...), and every rank passes it to Communicator::create. It holds the rendezvous
+/// address and a random per-job secret: treat it as a credential.
+struct PLEXUS_API UniqueId {
+  static constexpr size_t kBytes = 128;
+  std::array<uint8_t, kBytes> bytes{};
+
+  /// Starts a rendezvous store in this process, listening on `bindAddress` (an IPv4 address;
+  /// PLEXUS_BIND_ADDR or loopback when empty) and returns the id that reaches it. The store
+  /// lives until the process exits or the rank-0 communicator created from this id is
+  /// destroyed.
+  static StatusOr<UniqueId> generate(const std::string& bindAddress = "");
+  /// Hex text form (256 characters), for environment variables and files.
+  std::string toHex() const;
+  /// Parses toHex()'s output; InvalidArgument for anything else.
+  static StatusOr<UniqueId> fromHex(const std::string& hex);
+};
+
+/// A group of `size()` ranks. Collectives are issued in the same order on every rank; each
+/// runs on the communicator's progress engine. Blocking calls return when this rank's part is
+/// done; *Async calls return a Work handle at once. Calls from several threads on one
+/// communicator are serialized in the order they are issued. Destroying a communicator with
+/// operations in flight waits for them.
+class PLEXUS_API Communicator {
+ public:
+  /// Joins the job described by the launcher's environment: torchrun (RANK, WORLD_SIZE,
+  /// MASTER_ADDR, MASTER_PORT), plexusrun (the same), Open MPI (OMPI_COMM_WORLD_*), or Slurm
+  /// (SLURM_PROCID, SLURM_NTASKS). Collective across the job.
+  static StatusOr<std::unique_ptr<Communicator>> createFromEnv(const CommOptions& options = {});
+  /// Joins the job identified by `id` as `rank` of `size`. Collective across the job.
+  static StatusOr<std::unique_ptr<Communicator>> create(const UniqueId& id, int rank, int size,
+                                                        const CommOptions& options = {});
+  ~Communicator();
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  /// This process's rank, in [0, size()).
+  int rank() const;
+  /// Number of ranks.
+  int size() const;
+  /// Name of the transport the links use, e.g. "ucx".
+  const std::string& transportName() const;
+
+  /// Element-wise reduction of `count` elements of `type` from every rank's `sendbuf` into every
+  /// rank's `recvbuf`. In-place when sendbuf == recvbuf. Buffers must not otherwise overlap.
+  Status allReduce(const void* sendbuf, void* recvbuf, size_t count, DataType type, ReduceOp op,
+                   const CallOptions& call = {});
+  /// Asynchronous allReduce; the buffers must stay valid until the Work has finished.
+  StatusOr<Work> allReduceAsync(const void* sendbuf, void* recvbuf, size_t count, DataType type,
+                                ReduceOp op, const CallOptions& call = {});
+  /// Returns once every rank has entered the barrier.
+  Status barrier();
+  /// Asynchronous barrier.
+  StatusOr<Work> barrierAsync();
+
+  explicit Communicator(std::unique_ptr<internal::CommunicatorImpl> impl);
+  /// The implementation, for Plexus's own tools and extensions; not a stable interface.
+  internal::CommunicatorImpl* impl() { return impl_.get(); }
+
+ private:
+  std::unique_ptr<internal::CommunicatorImpl> impl_;
+};
+
+}  // namespace plexus
