@@ -5,7 +5,7 @@
 // Wire protocol (all integers little-endian):
 //   frame   = u32 magic 'PLXS' | u16 version | u16 type | u32 payload length | payload
 //   hello   = client's first frame: 32-byte secret | i32 rank | i32 world size
-//   set/get/add/... as in store.cc; every length a peer controls is capped (kMaxKeyBytes,
+//   set/get/add/... as in store_protocol.h; every length a peer controls is capped (kMaxKeyBytes,
 //   kMaxValueBytes), and a peer that sends anything but a correct hello first is dropped and
 //   logged without disturbing the others.
 #pragma once
@@ -26,11 +26,20 @@ using Secret = std::array<uint8_t, 32>;
 
 inline constexpr size_t kMaxKeyBytes = 1024;
 inline constexpr size_t kMaxValueBytes = 16u << 20;
+/// How long set() and add() wait for the server before DeadlineExceeded (a live server answers
+/// at once; this only bounds a hung one).
+inline constexpr std::chrono::seconds kStoreRequestTimeout{60};
 
 /// Derives a Secret from text (hex of 64 digits is taken as is; anything else is hashed).
 Secret secretFromString(const std::string& text);
 /// A fresh random secret from the OS (getrandom).
 StatusOr<Secret> randomSecret();
+
+/// Tunables of a StoreServer; the defaults suit real jobs (tests shorten them).
+struct StoreServerOptions {
+  /// How long a new connection may take to send its hello before it is dropped.
+  std::chrono::milliseconds helloTimeout{5000};
+};
 
 /// Hosts the store. Serves clients from a background thread until destroyed.
 class StoreServer {
@@ -38,9 +47,12 @@ class StoreServer {
   /// Binds `bindAddress` (dotted IPv4) at `port` (0: an ephemeral port) and starts serving.
   /// `worldSize` > 0 makes the server reject hellos that claim another world size or a rank
   /// outside [0, worldSize), or a rank that is already connected; 0 accepts any.
-  static StatusOr<std::unique_ptr<StoreServer>> start(const std::string& bindAddress,
-                                                      uint16_t port, const Secret& secret,
-                                                      int worldSize);
+  static StatusOr<std::unique_ptr<StoreServer>> start(const std::string& bindAddress, uint16_t port,
+                                                      const Secret& secret, int worldSize);
+  /// As above, with explicit tunables.
+  static StatusOr<std::unique_ptr<StoreServer>> start(const std::string& bindAddress, uint16_t port,
+                                                      const Secret& secret, int worldSize,
+                                                      const StoreServerOptions& options);
   virtual ~StoreServer() = default;
   /// The port actually bound.
   virtual uint16_t port() const = 0;
@@ -62,7 +74,8 @@ class StoreClient {
                                                         int worldSize,
                                                         std::chrono::milliseconds timeout);
   virtual ~StoreClient() = default;
-  /// Sets key to value (overwrites).
+  /// Sets key to value (overwrites). Like add(), waits at most kStoreRequestTimeout for the
+  /// server's answer.
   virtual Status set(const std::string& key, const std::vector<uint8_t>& value) = 0;
   /// Returns the value of key, waiting up to `timeout` for some rank to set it.
   virtual StatusOr<std::vector<uint8_t>> get(const std::string& key,

@@ -1,0 +1,116 @@
+#include "algorithms/context.h"
+
+#include "src/check.h"
+
+namespace plexus {
+namespace {
+
+// Tag layout: [sequence: 16 bits][step: 16 bits][chunk: 16 bits] = kTagBits. Collectives run
+// one at a time per communicator, so 16 bits of sequence separate a collective's messages from
+// its neighbours'; chunks wrap, which is safe because equal tags match in send order.
+constexpr int kSeqBits = 16;
+constexpr int kStepBits = 16;
+constexpr int kChunkBits = kTagBits - kSeqBits - kStepBits;
+static_assert(kChunkBits == 16);
+
+// Longest a driver blocks at once: short enough to re-check the deadline and abort flag.
+constexpr auto kMaxBlock = std::chrono::milliseconds(2);
+
+}  // namespace
+
+void CollectiveContext::begin(uint64_t sequence, const char* opName,
+                              std::chrono::milliseconds timeout, std::chrono::microseconds spin) {
+  sequence_ = sequence;
+  opName_ = opName;
+  deadline_ = std::chrono::steady_clock::now() + timeout;
+  spin_ = spin;
+  idle_ = false;
+}
+
+uint64_t CollectiveContext::tag(uint32_t step, uint32_t chunk) const {
+  PLEXUS_CHECK(step < (1u << kStepBits));
+  uint64_t seq = sequence_ & ((uint64_t{1} << kSeqBits) - 1);
+  uint64_t c = chunk & ((uint64_t{1} << kChunkBits) - 1);
+  return (seq << (kStepBits + kChunkBits)) | (uint64_t{step} << kChunkBits) | c;
+}
+
+Status CollectiveContext::poll() {
+  if (transport_->progress()) {
+    idle_ = false;
+    return okStatus();
+  }
+  auto now = std::chrono::steady_clock::now();
+  if (abortFlag_ != nullptr && abortFlag_->load(std::memory_order_relaxed)) {
+    return aborted(std::string(opName_) + " #" + std::to_string(sequence_) + " on rank " +
+                   std::to_string(rank_) + ": communicator aborted");
+  }
+  if (now >= deadline_) {
+    return deadlineExceeded(std::string(opName_) + " #" + std::to_string(sequence_) + " on rank " +
+                            std::to_string(rank_) + " timed out waiting for its peers");
+  }
+  if (!idle_) {
+    idle_ = true;
+    idleSince_ = now;
+  } else if (now - idleSince_ >= spin_) {
+    // Nothing moved for a while: stop burning a core another rank may need.
+    auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline_ - now);
+    transport_->waitForEvent(std::min<std::chrono::microseconds>(left, kMaxBlock));
+  }
+  return okStatus();
+}
+
+Status CollectiveContext::check(const TransferRequest& req, int peer, const char* what,
+                                size_t expectedBytes) const {
+  if (!req.status.ok()) {
+    return Status(req.status.code(), std::string(opName_) + " #" + std::to_string(sequence_) +
+                                         ": " + what + " rank " + std::to_string(peer) +
+                                         " on rank " + std::to_string(rank_) + ": " +
+                                         req.status.message());
+  }
+  if (expectedBytes != SIZE_MAX && req.bytes != expectedBytes) {
+    return invalidArgument(std::string(opName_) + " #" + std::to_string(sequence_) + ": rank " +
+                           std::to_string(peer) + " sent " + std::to_string(req.bytes) +
+                           " bytes where rank " + std::to_string(rank_) + " expected " +
+                           std::to_string(expectedBytes) +
+                           " (do counts or types differ between ranks?)");
+  }
+  return okStatus();
+}
+
+Status CollectiveContext::waitAll(TransferRequest* reqs, const int* peers, size_t n) {
+  for (;;) {
+    bool all = true;
+    for (size_t i = 0; i < n; ++i) all = all && reqs[i].done;
+    if (all) break;
+    Status s = poll();
+    if (!s.ok()) {
+      cancelAll(reqs, n);
+      return s;
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    PLEXUS_TRY(check(reqs[i], peers[i], "exchange with"));
+  }
+  return okStatus();
+}
+
+void CollectiveContext::cancelAll(TransferRequest* reqs, size_t n) {
+  for (size_t i = 0; i < n; ++i) transport_->cancel(&reqs[i]);
+  // Cancellation completes inside progress(); bound the wait so a wedged transport cannot hang
+  // the error path.
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  for (;;) {
+    bool all = true;
+    for (size_t i = 0; i < n; ++i) all = all && (reqs[i].done || reqs[i].handle == nullptr);
+    if (all || std::chrono::steady_clock::now() > until) return;
+    transport_->progress();
+  }
+}
+
+void* CollectiveContext::scratch(size_t bytes) {
+  size_t words = (bytes + sizeof(uint64_t) - 1) / sizeof(uint64_t);
+  if (scratch_.size() < words) scratch_.resize(words);
+  return scratch_.data();
+}
+
+}  // namespace plexus

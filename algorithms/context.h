@@ -1,0 +1,78 @@
+// CollectiveContext: what an algorithm may use to talk to its peers — connections, tags unique
+// to the running collective, reusable scratch memory, and a wait that drives the transport
+// (spinning briefly, then blocking) under the communicator's deadline and abort flag.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "plexus/status.h"
+#include "transports/transport.h"
+
+namespace plexus {
+
+class CollectiveContext {
+ public:
+  CollectiveContext(int rank, int size, Transport* transport,
+                    std::vector<std::unique_ptr<Connection>>* connections,
+                    const std::atomic<bool>* abortFlag, size_t chunkBytes)
+      : rank_(rank),
+        size_(size),
+        transport_(transport),
+        connections_(connections),
+        abortFlag_(abortFlag),
+        chunkBytes_(chunkBytes) {}
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  /// Pipeline chunk size (PLEXUS_CHUNK_BYTES).
+  size_t chunkBytes() const { return chunkBytes_; }
+  /// The connection to `peer` (never this rank).
+  Connection& peer(int peer) { return *(*connections_)[peer]; }
+
+  /// Starts one collective: its sequence number (for tags and messages), its deadline, its
+  /// name for error messages, and the spin time before blocking.
+  void begin(uint64_t sequence, const char* opName, std::chrono::milliseconds timeout,
+             std::chrono::microseconds spin);
+  uint64_t sequence() const { return sequence_; }
+  /// A tag unique to (this collective, step, chunk) among the messages between two ranks.
+  uint64_t tag(uint32_t step, uint32_t chunk) const;
+
+  /// Drives the transport once. Returns an error when the deadline passed or the communicator
+  /// was aborted; between calls that make no progress it spins, then blocks briefly.
+  Status poll();
+  /// Waits until every request in `reqs` is done; returns the first failure (with peer context
+  /// from `peers`, one per request).
+  Status waitAll(TransferRequest* reqs, const int* peers, size_t n);
+  /// Turns a finished request into a Status that names the peer, the collective and its
+  /// sequence number; checks the received length when `expectedBytes` is given.
+  Status check(const TransferRequest& req, int peer, const char* what,
+               size_t expectedBytes = SIZE_MAX) const;
+  /// Cancels the given requests and waits (bounded) until the transport lets go of them, so
+  /// their buffers can be freed after an error.
+  void cancelAll(TransferRequest* reqs, size_t n);
+
+  /// Scratch memory reused across collectives (grown on demand, never shrunk).
+  void* scratch(size_t bytes);
+
+ private:
+  int rank_;
+  int size_;
+  Transport* transport_;
+  std::vector<std::unique_ptr<Connection>>* connections_;
+  const std::atomic<bool>* abortFlag_;
+  size_t chunkBytes_;
+  uint64_t sequence_ = 0;
+  const char* opName_ = "";
+  std::chrono::steady_clock::time_point deadline_{};
+  std::chrono::microseconds spin_{0};
+  std::chrono::steady_clock::time_point idleSince_{};
+  bool idle_ = false;
+  std::vector<uint64_t> scratch_;  // uint64_t for alignment
+};
+
+}  // namespace plexus

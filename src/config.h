@@ -1,0 +1,40 @@
+// Configuration: one typed struct read once from the PLEXUS_* environment (the README's table),
+// then adjusted by CommOptions. Bad values are errors, not silent defaults.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include "plexus/options.h"
+#include "plexus/status.h"
+#include "src/bootstrap/launch_env.h"
+
+namespace plexus {
+
+struct Config {
+  /// PLEXUS_TRANSPORT: transport for every link; empty = the build's first available.
+  std::string transport;
+  /// PLEXUS_TIMEOUT_MS: deadline of every blocking wait inside a collective and of bootstrap.
+  std::chrono::milliseconds timeout{300000};
+  /// PLEXUS_CHUNK_BYTES: pipeline chunk of the ring algorithms.
+  size_t chunkBytes = 256 * 1024;
+  /// PLEXUS_SPIN_US: how long a waiting thread spins before it blocks. Unset: chosen per
+  /// communicator, long when this host's ranks fit its cores, near zero when they do not.
+  std::optional<std::chrono::microseconds> spin;
+  /// PLEXUS_BIND_ADDR: address the rendezvous store listens on when this process hosts it.
+  std::string bindAddress;
+  /// PLEXUS_ALGO: algorithm override, e.g. "allreduce:0-64k:rhd;64k-inf:ring".
+  std::string algo;
+
+  /// Reads the PLEXUS_* variables through `env`. InvalidArgument names a malformed variable.
+  static StatusOr<Config> fromEnv(const bootstrap::EnvLookup& env);
+  /// Applies the communicator's options on top.
+  void apply(const CommOptions& options);
+};
+
+/// Parses "256k", "4M", "1g", "4096" into bytes. False on junk or overflow.
+bool parseByteSize(const std::string& text, size_t* out);
+
+}  // namespace plexus

@@ -1,0 +1,99 @@
+#include "tests/harness/world.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+namespace plexus::testing {
+namespace {
+
+[[noreturn]] void childMain(int rank, const UniqueId& id,
+                            const std::function<void(int, const UniqueId&)>& body,
+                            const WorldOptions& options) {
+  for (const auto& [k, v] : options.env) ::setenv(k.c_str(), v.c_str(), 1);
+  {
+    SCOPED_TRACE("rank " + std::to_string(rank));
+    body(rank, id);
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+  // _exit: the child must not run the parent's atexit handlers or gtest's teardown.
+  ::_exit(::testing::Test::HasFailure() ? 1 : 0);
+}
+
+}  // namespace
+
+::testing::AssertionResult runRanks(int n, const std::function<void(int, const UniqueId&)>& body,
+                                    const WorldOptions& options) {
+  auto id = UniqueId::generate();
+  if (!id.ok()) return ::testing::AssertionFailure() << id.status().toString();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::vector<pid_t> pids;
+  for (int r = 0; r < n; ++r) {
+    pid_t pid = ::fork();
+    if (pid < 0) return ::testing::AssertionFailure() << "fork failed";
+    if (pid == 0) childMain(r, *id, body, options);
+    pids.push_back(pid);
+  }
+  auto deadline = std::chrono::steady_clock::now() + options.deadline;
+  std::vector<int> status(n, -1);
+  int left = n;
+  bool timedOut = false;
+  while (left > 0) {
+    for (int r = 0; r < n; ++r) {
+      if (status[r] != -1) continue;
+      int st = 0;
+      if (::waitpid(pids[r], &st, WNOHANG) == pids[r]) {
+        status[r] = st;
+        --left;
+      }
+    }
+    if (left == 0) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      timedOut = true;
+      for (int r = 0; r < n; ++r) {
+        if (status[r] == -1) ::kill(pids[r], SIGKILL);
+      }
+      for (int r = 0; r < n; ++r) {
+        if (status[r] == -1) ::waitpid(pids[r], &status[r], 0);
+      }
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  std::string failures;
+  for (int r = 0; r < n; ++r) {
+    int st = status[r];
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) continue;
+    failures += " rank " + std::to_string(r) +
+                (WIFSIGNALED(st) ? " killed by signal " + std::to_string(WTERMSIG(st))
+                                 : " exited " + std::to_string(WEXITSTATUS(st))) +
+                ";";
+  }
+  if (timedOut) {
+    return ::testing::AssertionFailure() << "world of " << n << " ranks did not finish within "
+                                         << options.deadline.count() << " s:" << failures;
+  }
+  if (!failures.empty()) return ::testing::AssertionFailure() << failures;
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult runWorld(int n, const std::function<void(Communicator&)>& body,
+                                    const WorldOptions& options) {
+  return runRanks(
+      n,
+      [&](int rank, const UniqueId& id) {
+        auto comm = Communicator::create(id, rank, n);
+        ASSERT_TRUE(comm.ok()) << comm.status().toString();
+        body(**comm);
+      },
+      options);
+}
+
+}  // namespace plexus::testing

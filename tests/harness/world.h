@@ -1,0 +1,33 @@
+// Multi-rank test worlds: N ranks as forked processes (real processes, real transports), which
+// find each other through a UniqueId whose store the test process hosts.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "plexus/communicator.h"
+
+namespace plexus::testing {
+
+struct WorldOptions {
+  /// Whole-world deadline: past it, every rank is SIGKILLed and the test fails (no hang).
+  std::chrono::seconds deadline{90};
+  /// Environment set in every rank before it starts (e.g. PLEXUS_TIMEOUT_MS).
+  std::map<std::string, std::string> env;
+};
+
+/// Forks `n` ranks; each runs body(rank, id) and exits 0 unless the body recorded a gtest
+/// failure (or crashed). Success when every rank exited 0 within the deadline.
+::testing::AssertionResult runRanks(int n,
+                                    const std::function<void(int rank, const UniqueId& id)>& body,
+                                    const WorldOptions& options = {});
+
+/// Like runRanks, but each rank first joins a communicator of `n` ranks and the body gets it.
+::testing::AssertionResult runWorld(int n, const std::function<void(Communicator& comm)>& body,
+                                    const WorldOptions& options = {});
+
+}  // namespace plexus::testing

@@ -1,0 +1,331 @@
+#include "transports/ucx/ucx_transport.h"
+
+#include <poll.h>
+#include <ucp/api/ucp.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "src/check.h"
+#include "src/log.h"
+
+namespace plexus {
+namespace {
+
+// Tag layout on the wire: [sender rank: 16 bits][caller's tag: 48 bits]. Each communicator has
+// its own worker, so no communicator id is needed, and a receive names its sender exactly.
+constexpr int kMaxRanks = 1 << (64 - kTagBits);
+constexpr ucp_tag_t kFullMask = ~ucp_tag_t{0};
+// How long closing an endpoint may flush outstanding data before it is forced.
+constexpr auto kCloseFlushTimeout = std::chrono::seconds(2);
+
+std::string ucsError(ucs_status_t s) { return ucs_status_string(s); }
+
+struct ContextDeleter {
+  void operator()(ucp_context_h c) const { ucp_cleanup(c); }
+};
+struct WorkerDeleter {
+  void operator()(ucp_worker_h w) const { ucp_worker_destroy(w); }
+};
+using ContextPtr = std::unique_ptr<std::remove_pointer_t<ucp_context_h>, ContextDeleter>;
+using WorkerPtr = std::unique_ptr<std::remove_pointer_t<ucp_worker_h>, WorkerDeleter>;
+
+Status truncatedError(int peer) {
+  return invalidArgument("message from rank " + std::to_string(peer) +
+                         " is longer than the posted buffer (do counts differ between ranks?)");
+}
+
+class UcxConnection;
+
+class UcxTransport final : public Transport {
+ public:
+  UcxTransport(int rank, ContextPtr context, WorkerPtr worker, int eventFd, bool peerErrors)
+      : rank_(rank),
+        context_(std::move(context)),
+        worker_(std::move(worker)),
+        eventFd_(eventFd),
+        peerErrors_(peerErrors) {}
+  ~UcxTransport() override;
+
+  const char* name() const override { return "ucx"; }
+  std::string describe() const override;
+  bool supportsMemory(MemoryKind kind) const override { return kind == MemoryKind::kHost; }
+  std::vector<uint8_t> localAddress() const override;
+  bool canConnect(const PeerInfo&) const override { return true; }
+  StatusOr<std::unique_ptr<Connection>> connect(int peerRank,
+                                                const std::vector<uint8_t>& address) override;
+  bool progress() override { return ucp_worker_progress(worker_.get()) != 0; }
+  void waitForEvent(std::chrono::microseconds timeout) override;
+  void cancel(TransferRequest* req) override;
+
+  ucp_worker_h worker() const { return worker_.get(); }
+  int rank() const { return rank_; }
+  Status peerStatus(int peer) const;
+  void trackRecv(TransferRequest* req, int peer) { pendingRecvs_[req] = peer; }
+  void untrackRecv(TransferRequest* req) { pendingRecvs_.erase(req); }
+  void onEndpointError(ucp_ep_h ep, ucs_status_t status);
+  void closeEndpoint(ucp_ep_h ep, int peer);
+
+ private:
+  int rank_;
+  ContextPtr context_;
+  WorkerPtr worker_;
+  int eventFd_;
+  bool peerErrors_;
+  std::unordered_map<TransferRequest*, int> pendingRecvs_;  // receives in flight -> peer
+  std::unordered_map<ucp_ep_h, int> peerOfEndpoint_;
+  std::unordered_map<int, std::string> failedPeers_;  // peer -> why
+};
+
+class UcxConnection final : public Connection {
+ public:
+  UcxConnection(UcxTransport* transport, ucp_ep_h ep, int peer)
+      : transport_(transport),
+        ep_(ep),
+        peer_(peer),
+        sendBase_(static_cast<ucp_tag_t>(transport->rank()) << kTagBits),
+        recvBase_(static_cast<ucp_tag_t>(peer) << kTagBits) {}
+  ~UcxConnection() override { transport_->closeEndpoint(ep_, peer_); }
+
+  int peerRank() const override { return peer_; }
+  Status isend(const void* buf, size_t len, uint64_t tag, TransferRequest* req) override;
+  Status irecv(void* buf, size_t len, uint64_t tag, TransferRequest* req) override;
+
+ private:
+  UcxTransport* transport_;
+  ucp_ep_h ep_;
+  int peer_;
+  ucp_tag_t sendBase_;
+  ucp_tag_t recvBase_;
+};
+
+// Completion callbacks run inside ucp_worker_progress, on the driver thread.
+void sendDone(void* request, ucs_status_t status, void* userData) {
+  auto* req = static_cast<TransferRequest*>(userData);
+  if (status != UCS_OK && req->status.ok()) {
+    req->status = status == UCS_ERR_CANCELED ? aborted("ucx send cancelled")
+                                             : unavailable("ucx send failed: " + ucsError(status));
+  }
+  req->handle = nullptr;
+  req->done = true;
+  ucp_request_free(request);
+}
+
+void recvDone(void* request, ucs_status_t status, const ucp_tag_recv_info_t* info, void* userData) {
+  auto* req = static_cast<TransferRequest*>(userData);
+  auto* transport = static_cast<UcxTransport*>(req->owner);
+  if (status == UCS_OK) {
+    req->bytes = info->length;
+  } else if (req->status.ok()) {  // keep an earlier, more precise reason (peer failure)
+    int peer = static_cast<int>(info->sender_tag >> kTagBits);
+    req->status = status == UCS_ERR_MESSAGE_TRUNCATED ? truncatedError(peer)
+                  : status == UCS_ERR_CANCELED
+                      ? aborted("ucx receive cancelled")
+                      : unavailable("ucx receive failed: " + ucsError(status));
+  }
+  transport->untrackRecv(req);
+  req->handle = nullptr;
+  req->done = true;
+  ucp_request_free(request);
+}
+
+void endpointError(void* arg, ucp_ep_h ep, ucs_status_t status) {
+  static_cast<UcxTransport*>(arg)->onEndpointError(ep, status);
+}
+
+Status UcxConnection::isend(const void* buf, size_t len, uint64_t tag, TransferRequest* req) {
+  PLEXUS_CHECK((tag & ~kTagMask) == 0);
+  PLEXUS_TRY(transport_->peerStatus(peer_));
+  req->reset();
+  ucp_request_param_t param{};
+  param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+  param.cb.send = sendDone;
+  param.user_data = req;
+  ucs_status_ptr_t sp = ucp_tag_send_nbx(ep_, buf, len, sendBase_ | tag, &param);
+  if (sp == nullptr) {  // completed in place (small eager message)
+    req->done = true;
+    return okStatus();
+  }
+  if (UCS_PTR_IS_ERR(sp)) {
+    return unavailable("ucx send to rank " + std::to_string(peer_) +
+                       " failed: " + ucsError(UCS_PTR_STATUS(sp)));
+  }
+  req->handle = sp;
+  return okStatus();
+}
+
+Status UcxConnection::irecv(void* buf, size_t len, uint64_t tag, TransferRequest* req) {
+  PLEXUS_CHECK((tag & ~kTagMask) == 0);
+  PLEXUS_TRY(transport_->peerStatus(peer_));
+  req->reset();
+  req->owner = transport_;
+  ucp_request_param_t param{};
+  // UCX 1.13 does not report the length of a receive that completes inside the call, so ask
+  // for the callback even then (it may run before ucp_tag_recv_nbx returns).
+  param.op_attr_mask =
+      UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
+  param.cb.recv = recvDone;
+  param.user_data = req;
+  ucs_status_ptr_t sp =
+      ucp_tag_recv_nbx(transport_->worker(), buf, len, recvBase_ | tag, kFullMask, &param);
+  if (UCS_PTR_IS_ERR(sp)) {
+    return unavailable("ucx receive from rank " + std::to_string(peer_) +
+                       " failed: " + ucsError(UCS_PTR_STATUS(sp)));
+  }
+  if (req->done || sp == nullptr) return okStatus();  // the callback already ran
+  req->handle = sp;
+  transport_->trackRecv(req, peer_);
+  return okStatus();
+}
+
+UcxTransport::~UcxTransport() {
+  PLEXUS_CHECK(peerOfEndpoint_.empty());  // connections go before their transport
+  worker_.reset();
+  context_.reset();
+}
+
+std::string UcxTransport::describe() const {
+  const char* tls = std::getenv("UCX_TLS");
+  unsigned major = 0, minor = 0, release = 0;
+  ucp_get_version(&major, &minor, &release);
+  return "ucx " + std::to_string(major) + "." + std::to_string(minor) + "." +
+         std::to_string(release) + " (UCX_TLS=" + (tls != nullptr ? tls : "all") + ")";
+}
+
+std::vector<uint8_t> UcxTransport::localAddress() const {
+  ucp_address_t* addr = nullptr;
+  size_t len = 0;
+  ucs_status_t s = ucp_worker_get_address(worker_.get(), &addr, &len);
+  PLEXUS_CHECK(s == UCS_OK);
+  const auto* bytes = reinterpret_cast<const uint8_t*>(addr);
+  std::vector<uint8_t> out(bytes, bytes + len);
+  ucp_worker_release_address(worker_.get(), addr);
+  return out;
+}
+
+StatusOr<std::unique_ptr<Connection>> UcxTransport::connect(int peerRank,
+                                                            const std::vector<uint8_t>& address) {
+  if (peerRank < 0 || peerRank >= kMaxRanks) {
+    return invalidArgument("ucx: peer rank " + std::to_string(peerRank) + " out of range");
+  }
+  if (address.empty()) {
+    return invalidArgument("ucx: empty address for rank " + std::to_string(peerRank));
+  }
+  ucp_ep_params_t params{};
+  params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                      UCP_EP_PARAM_FIELD_ERR_HANDLER;
+  params.address = reinterpret_cast<const ucp_address_t*>(address.data());
+  // Peer-failure mode makes a dead peer fail its operations at once, but UCX 1.13 refuses
+  // shared memory in that mode (no peer failure handler for posix/sysv) and falls back to TCP
+  // loopback, ten times slower. So it is opt-in (PLEXUS_UCX_PEER_ERRORS=1); by default a dead
+  // peer surfaces through the collective's deadline.
+  params.err_mode = peerErrors_ ? UCP_ERR_HANDLING_MODE_PEER : UCP_ERR_HANDLING_MODE_NONE;
+  params.err_handler.cb = endpointError;
+  params.err_handler.arg = this;
+  ucp_ep_h ep = nullptr;
+  ucs_status_t s = ucp_ep_create(worker_.get(), &params, &ep);
+  if (s != UCS_OK) {
+    return unavailable("ucx: cannot create endpoint to rank " + std::to_string(peerRank) + ": " +
+                       ucsError(s));
+  }
+  peerOfEndpoint_[ep] = peerRank;
+  return std::unique_ptr<Connection>(std::make_unique<UcxConnection>(this, ep, peerRank));
+}
+
+Status UcxTransport::peerStatus(int peer) const {
+  auto it = failedPeers_.find(peer);
+  if (it == failedPeers_.end()) return okStatus();
+  return unavailable("rank " + std::to_string(peer) + " failed (" + it->second + ")");
+}
+
+void UcxTransport::onEndpointError(ucp_ep_h ep, ucs_status_t status) {
+  auto it = peerOfEndpoint_.find(ep);
+  if (it == peerOfEndpoint_.end()) return;
+  int peer = it->second;
+  failedPeers_.emplace(peer, "ucx: " + ucsError(status));
+  PLEXUS_LOG(kWarn, "ucx: connection to rank %d failed: %s", peer, ucsError(status).c_str());
+  // Receives are posted on the worker, so UCX does not fail them with the endpoint: fail the
+  // ones waiting for this peer here. The callbacks run later and keep this reason.
+  std::vector<TransferRequest*> victims;
+  for (auto& [req, p] : pendingRecvs_) {
+    if (p == peer) victims.push_back(req);
+  }
+  for (TransferRequest* req : victims) {
+    req->status = peerStatus(peer);
+    ucp_request_cancel(worker_.get(), req->handle);
+  }
+}
+
+void UcxTransport::closeEndpoint(ucp_ep_h ep, int peer) {
+  peerOfEndpoint_.erase(ep);
+  ucp_request_param_t param{};
+  param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+  // A failed peer cannot acknowledge a flush: force-close it.
+  param.flags = failedPeers_.count(peer) != 0 ? UCP_EP_CLOSE_FLAG_FORCE : 0;
+  ucs_status_ptr_t sp = ucp_ep_close_nbx(ep, &param);
+  if (sp == nullptr || UCS_PTR_IS_ERR(sp)) return;
+  auto deadline = std::chrono::steady_clock::now() + kCloseFlushTimeout;
+  while (ucp_request_check_status(sp) == UCS_INPROGRESS) {
+    ucp_worker_progress(worker_.get());
+    if (std::chrono::steady_clock::now() > deadline) {
+      PLEXUS_LOG(kInfo, "ucx: closing the endpoint to rank %d timed out; forcing", peer);
+      ucp_request_cancel(worker_.get(), sp);
+      deadline = std::chrono::steady_clock::time_point::max();
+    }
+  }
+  ucp_request_free(sp);
+}
+
+void UcxTransport::waitForEvent(std::chrono::microseconds timeout) {
+  // Arm first: UCS_ERR_BUSY means events are already pending and there is work to do.
+  if (ucp_worker_arm(worker_.get()) != UCS_OK) return;
+  pollfd pfd{eventFd_, POLLIN, 0};
+  int ms = static_cast<int>(std::max<int64_t>(1, timeout.count() / 1000));
+  ::poll(&pfd, 1, ms);
+}
+
+void UcxTransport::cancel(TransferRequest* req) {
+  if (!req->done && req->handle != nullptr) ucp_request_cancel(worker_.get(), req->handle);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Transport>> createUcxTransport(const TransportContext& context) {
+  if (context.size > kMaxRanks) {
+    return invalidArgument("ucx: at most " + std::to_string(kMaxRanks) + " ranks per communicator");
+  }
+  ucp_config_t* config = nullptr;
+  ucs_status_t s = ucp_config_read(nullptr, nullptr, &config);
+  if (s != UCS_OK) return internalError("ucx: reading the configuration failed: " + ucsError(s));
+  ucp_params_t params{};
+  params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_ESTIMATED_NUM_EPS;
+  params.features = UCP_FEATURE_TAG | UCP_FEATURE_WAKEUP;
+  params.estimated_num_eps = static_cast<size_t>(context.size);
+  ucp_context_h rawContext = nullptr;
+  s = ucp_init(&params, config, &rawContext);
+  ucp_config_release(config);
+  if (s != UCS_OK) return unavailable("ucx: ucp_init failed: " + ucsError(s));
+  ContextPtr ctx(rawContext);
+
+  ucp_worker_params_t wp{};
+  wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
+  // The progress engine lets one thread at a time drive the transport (see transport.h).
+  wp.thread_mode = UCS_THREAD_MODE_SERIALIZED;
+  ucp_worker_h rawWorker = nullptr;
+  s = ucp_worker_create(ctx.get(), &wp, &rawWorker);
+  if (s != UCS_OK) return unavailable("ucx: ucp_worker_create failed: " + ucsError(s));
+  WorkerPtr worker(rawWorker);
+  int fd = -1;
+  s = ucp_worker_get_efd(worker.get(), &fd);
+  if (s != UCS_OK) return unavailable("ucx: no wake-up event fd: " + ucsError(s));
+  const char* peerErrors = std::getenv("PLEXUS_UCX_PEER_ERRORS");
+  bool wantPeerErrors = peerErrors != nullptr && std::string(peerErrors) == "1";
+  return std::unique_ptr<Transport>(std::make_unique<UcxTransport>(
+      context.rank, std::move(ctx), std::move(worker), fd, wantPeerErrors));
+}
+
+}  // namespace plexus
