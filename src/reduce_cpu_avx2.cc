@@ -1,7 +1,7 @@
 // The reduction kernels compiled for AVX2 + F16C, selected at run time by reduce_cpu.cc.
 //
 // Only the functions defined after the target pragma use AVX2, so the library still runs on any
-// x86-64; the dispatcher calls in here only after __builtin_cpu_supports says so. The portable
+// x86-64; the dispatcher calls in here only after the CPU reports AVX2 and F16C. The portable
 // loops of reduce_cpu_kernels.h vectorise 256 bits wide here; f16 gets hand-written F16C
 // conversions, which the compiler does not generate from the integer conversion code.
 #include "src/reduce_cpu_internal.h"
@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #if defined(__clang__)

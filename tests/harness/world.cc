@@ -15,6 +15,11 @@ namespace {
 [[noreturn]] void childMain(int rank, const UniqueId& id,
                             const std::function<void(int, const UniqueId&)>& body,
                             const WorldOptions& options) {
+  // Ranks here are forked, not exec'd. UCX's memory hooks (installed by ucp_init for its
+  // registration cache) can deadlock in such a child (seen: ucm_event_enter_exclusive stuck in
+  // ucp_init, about 1 run in 30). Plexus does not need that cache on shm/CMA/TCP; real launchers
+  // exec their ranks and keep UCX's default.
+  ::setenv("UCX_RCACHE_ENABLE", "n", 0);
   for (const auto& [k, v] : options.env) ::setenv(k.c_str(), v.c_str(), 1);
   {
     SCOPED_TRACE("rank " + std::to_string(rank));

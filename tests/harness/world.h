@@ -21,7 +21,9 @@ struct WorldOptions {
 };
 
 /// Forks `n` ranks; each runs body(rank, id) and exits 0 unless the body recorded a gtest
-/// failure (or crashed). Success when every rank exited 0 within the deadline.
+/// failure (or crashed). Success when every rank exited 0 within the deadline. The id's store
+/// runs in a separate forked process, so the calling process never gains threads: keep it that
+/// way (do not call UniqueId::generate or create communicators in the test process itself).
 ::testing::AssertionResult runRanks(int n,
                                     const std::function<void(int rank, const UniqueId& id)>& body,
                                     const WorldOptions& options = {});
