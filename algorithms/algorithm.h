@@ -1,6 +1,6 @@
 // The Algorithm seam: a named schedule for one collective, written only against the primitives
 // of CollectiveContext (context.h). Algorithms describe themselves (name, one-line description,
-// what they support) so the selector and users can see and steer the choice.
+// what they support, what they cost) so the selector and users can see and steer the choice.
 #pragma once
 
 #include <cstddef>
@@ -19,24 +19,63 @@ class CollectiveContext;
 enum class CollectiveKind : uint8_t {
   kAllReduce,
   kBarrier,
+  kBroadcast,
+  kReduce,
+  kAllGather,
+  kReduceScatter,
+  kAllToAll,
+  kSendRecv,
+};
+/// Number of CollectiveKind values.
+inline constexpr int kNumCollectiveKinds = 8;
+
+/// "allreduce", "barrier", "broadcast", "reduce", "allgather", "reducescatter", "alltoall",
+/// "sendrecv".
+const char* collectiveName(CollectiveKind kind);
+/// Parses collectiveName's output; false when unknown.
+bool parseCollectiveKind(const std::string& name, CollectiveKind* out);
+
+/// One send or receive of a send/recv group (CollectiveKind::kSendRecv).
+struct PeerTransfer {
+  bool isSend = false;
+  int peer = -1;
+  DataType type = DataType::kUInt8;
+  size_t count = 0;
+  void* buffer = nullptr;  ///< read for a send, written for a receive
+
+  size_t bytes() const { return count * dataTypeSize(type); }
 };
 
-/// "allreduce", "barrier".
-const char* collectiveName(CollectiveKind kind);
-
 /// One typed collective call, validated at the API boundary before it reaches an algorithm.
+///
+/// Counts follow NCCL: `count` is the element count of every rank's buffer for all-reduce,
+/// broadcast and reduce; the per-rank send count for all-gather (recv holds size × count); the
+/// per-rank receive count for reduce-scatter (send holds size × count); the count per peer for
+/// all-to-all (both buffers hold size × count). In place means send == recv, except for
+/// all-gather (send == recv + rank × count) and reduce-scatter (recv == send + rank × count).
 struct CollectiveRequest {
   CollectiveKind kind = CollectiveKind::kAllReduce;
   DataType type = DataType::kFloat32;
   ReduceOp op = ReduceOp::kSum;
-  size_t count = 0;  ///< elements per rank
+  size_t count = 0;
   const void* send = nullptr;
   void* recv = nullptr;
   int root = -1;
   MemoryKind memory = MemoryKind::kHost;
   void* stream = nullptr;
+  /// kSendRecv: the group's transfers, all posted before any is waited for.
+  std::shared_ptr<const std::vector<PeerTransfer>> transfers;
 
+  /// count × element size: the size the selector and PLEXUS_ALGO ranges look at.
   size_t bytes() const { return count * dataTypeSize(type); }
+};
+
+/// The alpha-beta(-gamma) machine model the cost formulas use (see selector.h for the
+/// measured defaults).
+struct CostModel {
+  double alphaUs = 0;      ///< latency of one message, microseconds
+  double betaUsPerB = 0;   ///< transfer time per byte (1 / bandwidth), microseconds
+  double gammaUsPerB = 0;  ///< reduction time per byte, microseconds
 };
 
 /// A schedule for one collective.
@@ -52,6 +91,14 @@ class Algorithm {
   /// OK when it can run `request` on `worldSize` ranks; otherwise why not (InvalidArgument or
   /// Unimplemented), so that forcing it gives a clear error.
   virtual Status supports(const CollectiveRequest& request, int worldSize) const = 0;
+  /// Estimated time of `request` on `worldSize` ranks under `model`, in microseconds; the
+  /// selector picks the cheapest supported algorithm. The default (0) suits a collective that
+  /// has a single algorithm.
+  virtual double estimateUs(const CollectiveRequest& request, int worldSize,
+                            const CostModel& model) const {
+    (void)request, (void)worldSize, (void)model;
+    return 0;
+  }
   /// Runs this rank's part of the schedule. Called on the progress engine's driver.
   virtual Status run(const CollectiveRequest& request, CollectiveContext& context) = 0;
 };

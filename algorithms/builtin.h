@@ -9,7 +9,25 @@ namespace plexus {
 
 /// Pipelined ring all-reduce (ring_allreduce.cc).
 std::unique_ptr<Algorithm> makeRingAllReduce();
+/// Recursive halving-doubling all-reduce (rhd_allreduce.cc).
+std::unique_ptr<Algorithm> makeRhdAllReduce();
+/// Pipelined double binary tree all-reduce (tree_allreduce.cc).
+std::unique_ptr<Algorithm> makeTreeAllReduce();
 /// Dissemination barrier (barrier.cc).
 std::unique_ptr<Algorithm> makeDisseminationBarrier();
+/// Pipelined binomial-tree and chain broadcast (broadcast.cc).
+std::unique_ptr<Algorithm> makeTreeBroadcast();
+std::unique_ptr<Algorithm> makeChainBroadcast();
+/// Pipelined binomial-tree and chain reduce (reduce.cc).
+std::unique_ptr<Algorithm> makeTreeReduce();
+std::unique_ptr<Algorithm> makeChainReduce();
+/// Ring all-gather (ring_allgather.cc).
+std::unique_ptr<Algorithm> makeRingAllGather();
+/// Ring reduce-scatter (ring_reducescatter.cc).
+std::unique_ptr<Algorithm> makeRingReduceScatter();
+/// Pairwise all-to-all (alltoall.cc).
+std::unique_ptr<Algorithm> makePairwiseAllToAll();
+/// Grouped sends and receives (sendrecv.cc).
+std::unique_ptr<Algorithm> makeGroupSendRecv();
 
 }  // namespace plexus

@@ -1,5 +1,7 @@
 #include "algorithms/context.h"
 
+#include <vector>
+
 #include "src/check.h"
 
 namespace plexus {
@@ -15,6 +17,8 @@ static_assert(kChunkBits == 16);
 
 // Longest a driver blocks at once: short enough to re-check the deadline and abort flag.
 constexpr auto kMaxBlock = std::chrono::milliseconds(2);
+// Longest the error path waits for cancelled transfers to be released.
+constexpr auto kCancelWait = std::chrono::milliseconds(500);
 
 }  // namespace
 
@@ -35,18 +39,27 @@ uint64_t CollectiveContext::tag(uint32_t step, uint32_t chunk) const {
 }
 
 Status CollectiveContext::poll() {
-  if (transport_->progress()) {
-    idle_ = false;
-    return okStatus();
-  }
+  const bool moved = transport_->progress();
+  // Deadline and abort are checked on every call, not only when nothing moved: a transport can
+  // report activity forever (UCX retrying a dead peer's connection) while the collective waits.
   auto now = std::chrono::steady_clock::now();
   if (abortFlag_ != nullptr && abortFlag_->load(std::memory_order_relaxed)) {
     return aborted(std::string(opName_) + " #" + std::to_string(sequence_) + " on rank " +
                    std::to_string(rank_) + ": communicator aborted");
   }
   if (now >= deadline_) {
+    // Name who never answered, so that the missing rank can be found from any survivor's log.
+    std::string missing;
+    for (int p : transport_->peersWithPendingTransfers()) {
+      missing += (missing.empty() ? " (waiting for rank " : ", rank ") + std::to_string(p);
+    }
     return deadlineExceeded(std::string(opName_) + " #" + std::to_string(sequence_) + " on rank " +
-                            std::to_string(rank_) + " timed out waiting for its peers");
+                            std::to_string(rank_) + " timed out waiting for its peers" + missing +
+                            (missing.empty() ? "" : ")"));
+  }
+  if (moved) {
+    idle_ = false;
+    return okStatus();
   }
   if (!idle_) {
     idle_ = true;
@@ -95,14 +108,25 @@ Status CollectiveContext::waitAll(TransferRequest* reqs, const int* peers, size_
 }
 
 void CollectiveContext::cancelAll(TransferRequest* reqs, size_t n) {
-  for (size_t i = 0; i < n; ++i) transport_->cancel(&reqs[i]);
+  std::vector<TransferRequest*> ptrs(n);
+  for (size_t i = 0; i < n; ++i) ptrs[i] = &reqs[i];
+  cancelAll(ptrs.data(), n);
+}
+
+void CollectiveContext::cancelAll(TransferRequest* const* reqs, size_t n) {
+  for (size_t i = 0; i < n; ++i) transport_->cancel(reqs[i]);
   // Cancellation completes inside progress(); bound the wait so a wedged transport cannot hang
-  // the error path.
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  // the error path. A transfer already matched to a dead peer's rendezvous may never complete:
+  // it is abandoned, and the transport then never touches the request again.
+  auto until = std::chrono::steady_clock::now() + kCancelWait;
   for (;;) {
     bool all = true;
-    for (size_t i = 0; i < n; ++i) all = all && (reqs[i].done || reqs[i].handle == nullptr);
-    if (all || std::chrono::steady_clock::now() > until) return;
+    for (size_t i = 0; i < n; ++i) all = all && (reqs[i]->done || reqs[i]->handle == nullptr);
+    if (all) return;
+    if (std::chrono::steady_clock::now() > until) {
+      for (size_t i = 0; i < n; ++i) transport_->abandon(reqs[i]);
+      return;
+    }
     transport_->progress();
   }
 }

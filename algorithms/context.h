@@ -55,6 +55,9 @@ class CollectiveContext {
   /// Cancels the given requests and waits (bounded) until the transport lets go of them, so
   /// their buffers can be freed after an error.
   void cancelAll(TransferRequest* reqs, size_t n);
+  /// The same for requests scattered in memory: all are cancelled first, then awaited under
+  /// one bound (so many in-flight chains cannot multiply the wait).
+  void cancelAll(TransferRequest* const* reqs, size_t n);
 
   /// Scratch memory reused across collectives (grown on demand, never shrunk).
   void* scratch(size_t bytes);

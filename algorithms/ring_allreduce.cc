@@ -156,9 +156,14 @@ Status RingAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) 
   int live = 0;
   size_t nextPiece = 0;
   auto fail = [&](Status s) {
+    std::array<TransferRequest*, 2 * kMaxChains> inFlight;
+    size_t k = 0;
     for (int i = 0; i < chains; ++i) {
-      if (busy[i]) ctx.cancelAll(slots[i].reqs.data(), 2);
+      if (!busy[i]) continue;
+      inFlight[k++] = &slots[i].reqs[0];
+      inFlight[k++] = &slots[i].reqs[1];
     }
+    ctx.cancelAll(inFlight.data(), k);
     return s;
   };
   while (live > 0 || nextPiece < layout.pieces()) {

@@ -2,9 +2,7 @@
 // crosses this boundary.
 #include "plexus/communicator.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-
+#include "src/bootstrap/job_store.h"
 #include "src/bootstrap/launch_env.h"
 #include "src/communicator_impl.h"
 #include "src/unique_id_registry.h"
@@ -14,25 +12,6 @@ namespace {
 
 // Spin before sleeping in Work::wait: catches operations about to finish.
 constexpr auto kWorkSpin = std::chrono::microseconds(20);
-
-// The IPv4 address rank 0 binds the store to when it hosts it for a launcher.
-StatusOr<std::string> storeBindAddress(const std::string& configured, const std::string& host) {
-  if (!configured.empty()) return configured;
-  if (host.empty() || host == "localhost") return std::string("127.0.0.1");
-  in_addr addr{};
-  if (inet_pton(AF_INET, host.c_str(), &addr) == 1) return host;
-  addrinfo hints{};
-  hints.ai_family = AF_INET;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) {
-    return invalidArgument("cannot resolve the store host '" + host +
-                           "' (MASTER_ADDR); set PLEXUS_BIND_ADDR to this host's address");
-  }
-  char text[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, text, sizeof(text));
-  freeaddrinfo(res);
-  return std::string(text);
-}
 
 StatusOr<Config> configFor(const CommOptions& options) {
   auto config = Config::fromEnv(bootstrap::processEnv());
@@ -47,23 +26,18 @@ StatusOr<std::unique_ptr<Communicator>> wrap(
   return std::make_unique<Communicator>(std::move(impl).value());
 }
 
-CollectiveRequest allReduceRequest(const void* send, void* recv, size_t count, DataType type,
-                                   ReduceOp op, const CallOptions& call) {
+CollectiveRequest makeRequest(CollectiveKind kind, const void* send, void* recv, size_t count,
+                              DataType type, ReduceOp op, int root, const CallOptions& call) {
   CollectiveRequest req;
-  req.kind = CollectiveKind::kAllReduce;
+  req.kind = kind;
   req.type = type;
   req.op = op;
   req.count = count;
   req.send = send;
   req.recv = recv;
+  req.root = root;
   req.memory = call.memory;
   req.stream = call.stream;
-  return req;
-}
-
-CollectiveRequest barrierRequest() {
-  CollectiveRequest req;
-  req.kind = CollectiveKind::kBarrier;
   return req;
 }
 
@@ -79,17 +53,9 @@ StatusOr<std::unique_ptr<Communicator>> Communicator::createFromEnv(const CommOp
   rv.port = launch->storePort;
   rv.secret = bootstrap::secretFromString(launch->secret);
   rv.nodeId = launch->nodeId;
-  if (launch->rank == 0 && !launch->storeHostedByLauncher) {
-    auto bind = storeBindAddress(config->bindAddress, launch->storeHost);
-    PLEXUS_TRY(bind.status());
-    auto server = bootstrap::StoreServer::start(*bind, launch->storePort, rv.secret, launch->size);
-    if (!server.ok()) {
-      return server.status().withContext("rank 0 could not host the rendezvous store on " + *bind +
-                                         ":" + std::to_string(launch->storePort) +
-                                         " (is MASTER_PORT free?)");
-    }
-    rv.server = std::move(server).value();
-  }
+  auto server = bootstrap::hostStoreIfRankZero(*launch, config->bindAddress);
+  PLEXUS_TRY(server.status());
+  rv.server = std::move(server).value();
   return wrap(internal::CommunicatorImpl::create(std::move(rv), launch->rank, launch->size,
                                                  std::move(config).value()));
 }
@@ -116,16 +82,99 @@ const std::string& Communicator::transportName() const { return impl_->transport
 
 Status Communicator::allReduce(const void* sendbuf, void* recvbuf, size_t count, DataType type,
                                ReduceOp op, const CallOptions& call) {
-  return impl_->run(allReduceRequest(sendbuf, recvbuf, count, type, op, call));
+  return impl_->run(
+      makeRequest(CollectiveKind::kAllReduce, sendbuf, recvbuf, count, type, op, -1, call));
 }
-
 StatusOr<Work> Communicator::allReduceAsync(const void* sendbuf, void* recvbuf, size_t count,
                                             DataType type, ReduceOp op, const CallOptions& call) {
-  return impl_->runAsync(allReduceRequest(sendbuf, recvbuf, count, type, op, call));
+  return impl_->runAsync(
+      makeRequest(CollectiveKind::kAllReduce, sendbuf, recvbuf, count, type, op, -1, call));
 }
 
-Status Communicator::barrier() { return impl_->run(barrierRequest()); }
-StatusOr<Work> Communicator::barrierAsync() { return impl_->runAsync(barrierRequest()); }
+Status Communicator::broadcast(const void* sendbuf, void* recvbuf, size_t count, DataType type,
+                               int root, const CallOptions& call) {
+  return impl_->run(makeRequest(CollectiveKind::kBroadcast, sendbuf, recvbuf, count, type,
+                                ReduceOp::kSum, root, call));
+}
+StatusOr<Work> Communicator::broadcastAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                            DataType type, int root, const CallOptions& call) {
+  return impl_->runAsync(makeRequest(CollectiveKind::kBroadcast, sendbuf, recvbuf, count, type,
+                                     ReduceOp::kSum, root, call));
+}
+
+Status Communicator::reduce(const void* sendbuf, void* recvbuf, size_t count, DataType type,
+                            ReduceOp op, int root, const CallOptions& call) {
+  return impl_->run(
+      makeRequest(CollectiveKind::kReduce, sendbuf, recvbuf, count, type, op, root, call));
+}
+StatusOr<Work> Communicator::reduceAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                         DataType type, ReduceOp op, int root,
+                                         const CallOptions& call) {
+  return impl_->runAsync(
+      makeRequest(CollectiveKind::kReduce, sendbuf, recvbuf, count, type, op, root, call));
+}
+
+Status Communicator::allGather(const void* sendbuf, void* recvbuf, size_t sendcount, DataType type,
+                               const CallOptions& call) {
+  return impl_->run(makeRequest(CollectiveKind::kAllGather, sendbuf, recvbuf, sendcount, type,
+                                ReduceOp::kSum, -1, call));
+}
+StatusOr<Work> Communicator::allGatherAsync(const void* sendbuf, void* recvbuf, size_t sendcount,
+                                            DataType type, const CallOptions& call) {
+  return impl_->runAsync(makeRequest(CollectiveKind::kAllGather, sendbuf, recvbuf, sendcount, type,
+                                     ReduceOp::kSum, -1, call));
+}
+
+Status Communicator::reduceScatter(const void* sendbuf, void* recvbuf, size_t recvcount,
+                                   DataType type, ReduceOp op, const CallOptions& call) {
+  return impl_->run(
+      makeRequest(CollectiveKind::kReduceScatter, sendbuf, recvbuf, recvcount, type, op, -1, call));
+}
+StatusOr<Work> Communicator::reduceScatterAsync(const void* sendbuf, void* recvbuf,
+                                                size_t recvcount, DataType type, ReduceOp op,
+                                                const CallOptions& call) {
+  return impl_->runAsync(
+      makeRequest(CollectiveKind::kReduceScatter, sendbuf, recvbuf, recvcount, type, op, -1, call));
+}
+
+Status Communicator::allToAll(const void* sendbuf, void* recvbuf, size_t count, DataType type,
+                              const CallOptions& call) {
+  return impl_->run(makeRequest(CollectiveKind::kAllToAll, sendbuf, recvbuf, count, type,
+                                ReduceOp::kSum, -1, call));
+}
+StatusOr<Work> Communicator::allToAllAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                           DataType type, const CallOptions& call) {
+  return impl_->runAsync(makeRequest(CollectiveKind::kAllToAll, sendbuf, recvbuf, count, type,
+                                     ReduceOp::kSum, -1, call));
+}
+
+Status Communicator::send(const void* buf, size_t count, DataType type, int peer,
+                          const CallOptions& call) {
+  return impl_->groupAdd({true, peer, type, count, const_cast<void*>(buf)}, call);
+}
+Status Communicator::recv(void* buf, size_t count, DataType type, int peer,
+                          const CallOptions& call) {
+  return impl_->groupAdd({false, peer, type, count, buf}, call);
+}
+Status Communicator::groupStart() { return impl_->groupStart(); }
+Status Communicator::groupEnd() { return impl_->groupEnd(); }
+StatusOr<Work> Communicator::groupEndAsync() { return impl_->groupEndAsync(); }
+
+Status Communicator::barrier() {
+  return impl_->run(makeRequest(CollectiveKind::kBarrier, nullptr, nullptr, 0, DataType::kUInt8,
+                                ReduceOp::kSum, -1, {}));
+}
+StatusOr<Work> Communicator::barrierAsync() {
+  return impl_->runAsync(makeRequest(CollectiveKind::kBarrier, nullptr, nullptr, 0,
+                                     DataType::kUInt8, ReduceOp::kSum, -1, {}));
+}
+
+StatusOr<std::unique_ptr<Communicator>> Communicator::split(int color, int key) {
+  auto child = impl_->split(color, key);
+  PLEXUS_TRY(child.status());
+  if (*child == nullptr) return std::unique_ptr<Communicator>();
+  return std::make_unique<Communicator>(std::move(child).value());
+}
 
 Work::Work(std::shared_ptr<internal::WorkState> state) : state_(std::move(state)) {}
 Status Work::wait(std::chrono::milliseconds timeout) const {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "src/bootstrap/store.h"
 #include "src/config.h"
 #include "src/engine.h"
+#include "src/selector.h"
 #include "transports/transport.h"
 
 namespace plexus::internal {
@@ -26,6 +28,13 @@ struct Rendezvous {
   /// process that generated the UniqueId); the communicator keeps it alive.
   std::unique_ptr<bootstrap::StoreServer> server;
   std::string nodeId;
+};
+
+/// The store client, shared by a communicator and the communicators split from it (the client
+/// is not thread-safe: hold `mu` while using it).
+struct SharedStore {
+  std::mutex mu;
+  std::unique_ptr<bootstrap::StoreClient> client;
 };
 
 class CommunicatorImpl {
@@ -49,21 +58,50 @@ class CommunicatorImpl {
   Status run(const CollectiveRequest& request, const std::string& algorithm = "");
   /// Queues `request`; the Work finishes when it has run.
   StatusOr<Work> runAsync(const CollectiveRequest& request, const std::string& algorithm = "");
+  /// The selector (for tools and tests).
+  const Selector& selector() const { return *selector_; }
+
+  /// Collective: ranks passing the same `color` form a new communicator, ordered by (key, rank
+  /// here). A negative color joins no communicator (null result). The child shares this
+  /// communicator's store and has its own transport, so the two run collectives independently.
+  StatusOr<std::unique_ptr<CommunicatorImpl>> split(int color, int key);
+
+  /// Opens a send/recv group; groups nest (only the outermost end runs it).
+  Status groupStart();
+  /// Adds `transfer` to the open group, or runs it alone (blocking) when none is open.
+  Status groupAdd(const PeerTransfer& transfer, const CallOptions& call);
+  /// Closes the group; the outermost end runs every transfer of it as one operation.
+  Status groupEnd();
+  /// As groupEnd, returning at once; the Work finishes when every transfer has.
+  StatusOr<Work> groupEndAsync();
 
  private:
-  CommunicatorImpl(int rank, int size, Config config);
+  CommunicatorImpl(int rank, int size, Config config, std::string prefix);
   Status bootstrap(Rendezvous& rendezvous);
+  /// Creates the transport, publishes this rank's record under prefix_, connects every peer,
+  /// and starts the engine.
+  Status connectPeers();
   void chooseSpin(int ranksOnThisHost);
-  StatusOr<Algorithm*> select(const CollectiveRequest& request, const std::string& forced) const;
+  Status validateTransfers(const CollectiveRequest& request) const;
   Status execute(const CollectiveRequest& request, Algorithm* algorithm);
+  /// Takes the open group's transfers when the outermost group ends; null request otherwise.
+  StatusOr<CollectiveRequest> closeGroup();
 
   const int rank_;
   const int size_;
   Config config_;
   std::string transportName_;
   std::chrono::microseconds spin_{0};  // config_.spin, or chosen by chooseSpin
+  std::string nodeId_;                 // published in the peer records
+  const std::string prefix_;           // store keys of this communicator: "world/", then per split
   std::unique_ptr<bootstrap::StoreServer> storeServer_;
-  std::unique_ptr<bootstrap::StoreClient> store_;
+  std::shared_ptr<SharedStore> store_;
+  std::unique_ptr<Selector> selector_;
+  std::atomic<uint64_t> splitSequence_{0};
+  std::mutex groupMu_;  // guards the open group
+  int groupDepth_ = 0;
+  std::vector<PeerTransfer> group_;
+  CallOptions groupCall_;
   std::unique_ptr<Transport> transport_;
   std::vector<std::unique_ptr<Connection>> connections_;  // by peer rank; null for self
   std::vector<std::unique_ptr<Algorithm>> algorithms_;

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <string_view>
 
-#include "tools/unique_fd.h"
+#include "src/unique_fd.h"
 
 namespace plexus::run {
 
@@ -94,12 +94,19 @@ std::vector<std::pair<std::string, std::string>> rankVariables(const RankPlaceme
   };
 }
 
+// Variables plexusrun removes from the ranks' environment: each would override the store
+// address plexusrun chose (bootstrap prefers them to MASTER_*), so a value left over in the
+// user's shell could point the job at a foreign store.
+constexpr std::string_view kDropped[] = {"PLEXUS_STORE_ADDR", "PLEXUS_STORE_PORT",
+                                         "PLEXUS_STORE_HOSTED"};
+
 std::vector<std::string> mergeEnvironment(
     char** base, const std::vector<std::pair<std::string, std::string>>& variables) {
   auto owned = [&](std::string_view entry) {
     std::string_view name = entry.substr(0, entry.find('='));
     return std::any_of(variables.begin(), variables.end(),
-                       [&](const auto& var) { return var.first == name; });
+                       [&](const auto& var) { return var.first == name; }) ||
+           std::find(std::begin(kDropped), std::end(kDropped), name) != std::end(kDropped);
   };
   std::vector<std::string> merged;
   for (char** entry = base; entry != nullptr && *entry != nullptr; ++entry) {

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "src/unique_fd.h"
 #include "tools/plexusrun_env.h"
 #include "tools/plexusrun_options.h"
 #include "tools/plexusrun_output.h"
-#include "tools/unique_fd.h"
 
 namespace plexus::run {
 

@@ -7,6 +7,9 @@
 #if PLEXUS_HAVE_UCX
 #include "transports/ucx/ucx_transport.h"
 #endif
+#if PLEXUS_HAVE_OFI
+#include "transports/ofi/ofi_transport.h"
+#endif
 
 namespace plexus {
 namespace {
@@ -22,6 +25,11 @@ constexpr Entry kTransports[] = {
     {"ucx", createUcxTransport, nullptr},
 #else
     {"ucx", nullptr, "install libucx-dev and configure with -DPLEXUS_WITH_UCX=ON"},
+#endif
+#if PLEXUS_HAVE_OFI
+    {"ofi", createOfiTransport, nullptr},
+#else
+    {"ofi", nullptr, "install libfabric-dev and configure with -DPLEXUS_WITH_OFI=ON"},
 #endif
 };
 

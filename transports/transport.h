@@ -107,6 +107,15 @@ class Transport {
   /// Blocks until the transport may have progress to make or `timeout` passes; may return
   /// early. Used after spinning found nothing to do.
   virtual void waitForEvent(std::chrono::microseconds timeout) = 0;
+  /// Detaches `req` from its operation: the caller is about to free it although the operation
+  /// may still be in flight (a cancellation that did not complete in time). The transport must
+  /// never touch `req` again; the operation's eventual completion is discarded. A transport
+  /// that cannot guarantee this must keep cancel() complete before returning.
+  virtual void abandon(TransferRequest* req) = 0;
+  /// Ranks that transfers now in flight (sends and receives) are waiting for, ascending, for
+  /// error messages: a timeout names who never answered. Empty when the transport does not
+  /// track them.
+  virtual std::vector<int> peersWithPendingTransfers() const { return {}; }
   /// Asks an incomplete request to end; it then completes with a cancelled status during a
   /// later progress(). A done request is left alone.
   virtual void cancel(TransferRequest* req) = 0;

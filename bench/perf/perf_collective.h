@@ -17,12 +17,26 @@ struct PerfParams {
   std::string algorithm;  // empty: the library's choice
 };
 
+/// The send and receive pointers of a call.
+struct PerfBuffers {
+  const void* send = nullptr;
+  void* recv = nullptr;
+};
+
 class PerfCollective {
  public:
   virtual ~PerfCollective() = default;
   virtual const char* name() const = 0;
   /// Elements per rank for a message of `bytes` (nccl-tests' "count" column).
   virtual size_t countFor(size_t bytes, size_t elemSize, int ranks) const = 0;
+  /// The message size of `count` (nccl-tests' "size" column; the inverse of countFor).
+  virtual size_t bytesFor(size_t count, size_t elemSize, int ranks) const = 0;
+  /// Elements of the send and of the receive buffer for `count`.
+  virtual size_t sendElems(size_t count, int ranks) const = 0;
+  virtual size_t recvElems(size_t count, int ranks) const = 0;
+  /// Where the in-place variant puts send and receive inside one buffer `buf`, which holds
+  /// max(sendElems, recvElems) elements.
+  virtual PerfBuffers inPlace(void* buf, size_t count, size_t elemSize, int rank) const = 0;
   /// busbw = algbw × factor.
   virtual double busFactor(int ranks) const = 0;
   /// True when the root column applies (broadcast, reduce).

@@ -131,8 +131,10 @@ void die(const Status& s, const char* what) {
   std::exit(1);
 }
 
-Measurement measure(Communicator& comm, const PerfCollective& coll, const Args& a, const void* send,
-                    void* recv, size_t count, size_t bytes) {
+Measurement measure(Communicator& comm, const PerfCollective& coll, const Args& a,
+                    const PerfBuffers& buffers, size_t count, size_t bytes) {
+  const void* send = buffers.send;
+  void* recv = buffers.recv;
   Measurement m;
   for (int i = 0; i < a.warmup; ++i) {
     Status s = coll.run(comm, send, recv, count, a.params);
@@ -226,20 +228,25 @@ int run(int argc, char** argv) {
   if (coll.rooted() && a.params.root >= comm.size()) usage("-r ROOT is not a rank of this job");
   const size_t elem = dataTypeSize(a.params.type);
   const bool leader = comm.rank() == 0;
-  size_t maxCount = coll.countFor(a.maxBytes, elem, comm.size());
-  // Room for the largest of the sweep's buffers (all-gather's output is ranks × count).
-  std::vector<uint64_t> send(maxCount * elem / 8 + 1), recv(maxCount * elem * comm.size() / 8 + 1);
+  const int n = comm.size();
+  const size_t maxCount = coll.countFor(a.maxBytes, elem, n);
+  // Room for the largest of the sweep's buffers; the in-place run uses `recv` alone.
+  const size_t sendElems = coll.sendElems(maxCount, n), recvElems = coll.recvElems(maxCount, n);
+  std::vector<uint64_t> send(sendElems * elem / 8 + 1),
+      recv(std::max(sendElems, recvElems) * elem / 8 + 1);
   if (leader) printHeader(comm, a);
   std::vector<Row> rows;
   double busSum = 0;
   int64_t wrongTotal = 0;
   for (size_t bytes = a.minBytes;; bytes *= a.factor) {
     Row r;
-    r.count = coll.countFor(bytes, elem, comm.size());
-    r.bytes = r.count * elem;
-    coll.fill(send.data(), r.count, a.params, comm.rank(), comm.size());
-    r.outOfPlace = measure(comm, coll, a, send.data(), recv.data(), r.count, r.bytes);
-    r.inPlace = measure(comm, coll, a, recv.data(), recv.data(), r.count, r.bytes);
+    r.count = coll.countFor(bytes, elem, n);
+    r.bytes = coll.bytesFor(r.count, elem, n);
+    coll.fill(send.data(), r.count, a.params, comm.rank(), n);
+    r.outOfPlace = measure(comm, coll, a, {send.data(), recv.data()}, r.count, r.bytes);
+    PerfBuffers in = coll.inPlace(recv.data(), r.count, elem, comm.rank());
+    coll.fill(const_cast<void*>(in.send), r.count, a.params, comm.rank(), n);
+    r.inPlace = measure(comm, coll, a, in, r.count, r.bytes);
     if (leader) printRow(r, coll, a);
     busSum += r.outOfPlace.busbw;
     wrongTotal += std::max<int64_t>(0, r.outOfPlace.wrong) + std::max<int64_t>(0, r.inPlace.wrong);

@@ -70,10 +70,72 @@ class PLEXUS_API Communicator {
   /// Asynchronous allReduce; the buffers must stay valid until the Work has finished.
   StatusOr<Work> allReduceAsync(const void* sendbuf, void* recvbuf, size_t count, DataType type,
                                 ReduceOp op, const CallOptions& call = {});
+  /// Copies `count` elements of `sendbuf` on rank `root` into `recvbuf` on every rank
+  /// (sendbuf is read on the root only; in place when it equals recvbuf there).
+  Status broadcast(const void* sendbuf, void* recvbuf, size_t count, DataType type, int root,
+                   const CallOptions& call = {});
+  /// Asynchronous broadcast.
+  StatusOr<Work> broadcastAsync(const void* sendbuf, void* recvbuf, size_t count, DataType type,
+                                int root, const CallOptions& call = {});
+  /// Element-wise reduction of every rank's `sendbuf` into `recvbuf` on rank `root` only
+  /// (recvbuf is ignored elsewhere and may be null there).
+  Status reduce(const void* sendbuf, void* recvbuf, size_t count, DataType type, ReduceOp op,
+                int root, const CallOptions& call = {});
+  /// Asynchronous reduce.
+  StatusOr<Work> reduceAsync(const void* sendbuf, void* recvbuf, size_t count, DataType type,
+                             ReduceOp op, int root, const CallOptions& call = {});
+  /// Gathers `sendcount` elements from every rank into every rank's `recvbuf`, which holds
+  /// size() × sendcount elements, rank r's at offset r × sendcount. In place when sendbuf is
+  /// recvbuf + rank() × sendcount.
+  Status allGather(const void* sendbuf, void* recvbuf, size_t sendcount, DataType type,
+                   const CallOptions& call = {});
+  /// Asynchronous allGather.
+  StatusOr<Work> allGatherAsync(const void* sendbuf, void* recvbuf, size_t sendcount, DataType type,
+                                const CallOptions& call = {});
+  /// Reduces every rank's `sendbuf` (size() × recvcount elements) and leaves block r of the
+  /// result (recvcount elements) in rank r's `recvbuf`. In place when recvbuf is
+  /// sendbuf + rank() × recvcount.
+  Status reduceScatter(const void* sendbuf, void* recvbuf, size_t recvcount, DataType type,
+                       ReduceOp op, const CallOptions& call = {});
+  /// Asynchronous reduceScatter.
+  StatusOr<Work> reduceScatterAsync(const void* sendbuf, void* recvbuf, size_t recvcount,
+                                    DataType type, ReduceOp op, const CallOptions& call = {});
+  /// Sends block p of `sendbuf` (`count` elements at offset p × count) to rank p, which stores
+  /// it as block rank() of its `recvbuf`. Both buffers hold size() × count elements; in place
+  /// when they are equal.
+  Status allToAll(const void* sendbuf, void* recvbuf, size_t count, DataType type,
+                  const CallOptions& call = {});
+  /// Asynchronous allToAll.
+  StatusOr<Work> allToAllAsync(const void* sendbuf, void* recvbuf, size_t count, DataType type,
+                               const CallOptions& call = {});
+
+  /// Sends `count` elements to rank `peer`. Inside a group (groupStart/groupEnd) it is queued
+  /// and returns at once; outside, it runs alone and blocks until sent. A send to self must be
+  /// matched by a recv from self in the same group.
+  Status send(const void* buf, size_t count, DataType type, int peer, const CallOptions& call = {});
+  /// Receives `count` elements from rank `peer`; queued inside a group as for send. The
+  /// message must have exactly this size.
+  Status recv(void* buf, size_t count, DataType type, int peer, const CallOptions& call = {});
+  /// Opens a group of sends and receives (NCCL's ncclGroupStart). Groups nest; the calling
+  /// thread must close them.
+  Status groupStart();
+  /// Closes the group; the outermost groupEnd posts every queued receive and send before it
+  /// waits for any, so no pattern of sends and receives between ranks can deadlock.
+  Status groupEnd();
+  /// As groupEnd, returning at once; the buffers must stay valid until the Work finishes.
+  StatusOr<Work> groupEndAsync();
+
   /// Returns once every rank has entered the barrier.
   Status barrier();
   /// Asynchronous barrier.
   StatusOr<Work> barrierAsync();
+
+  /// Collective: the ranks passing the same `color` form a new communicator, ranked by (key,
+  /// rank()). A negative color (MPI_UNDEFINED) joins none: the result is null. The new
+  /// communicator runs collectives independently of (and concurrently with) this one. Every
+  /// rank must call split the same number of times; a rank that does not makes the others
+  /// fail with DeadlineExceeded after the timeout.
+  StatusOr<std::unique_ptr<Communicator>> split(int color, int key);
 
   explicit Communicator(std::unique_ptr<internal::CommunicatorImpl> impl);
   /// The implementation, for Plexus's own tools and extensions; not a stable interface.

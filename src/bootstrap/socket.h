@@ -11,42 +11,13 @@
 #include <string>
 
 #include "plexus/status.h"
+#include "src/unique_fd.h"
 
 namespace plexus::bootstrap {
 
 using Clock = std::chrono::steady_clock;
 
-/// Owns a file descriptor and closes it on destruction. Move-only.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  /// Takes ownership of `fd` (-1: none).
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) reset(other.release());
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() { reset(); }
-
-  /// The descriptor, or -1.
-  int get() const { return fd_; }
-  /// True when a descriptor is held.
-  bool valid() const { return fd_ >= 0; }
-  /// Gives up ownership without closing.
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  /// Closes the held descriptor (if any) and takes `fd`.
-  void reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
+using ::plexus::UniqueFd;
 
 /// Milliseconds left until `deadline` for poll(): rounded up, 0 when past, capped to int.
 int pollTimeoutMs(Clock::time_point deadline);

@@ -5,86 +5,20 @@
 
 #include <cmath>
 #include <cstring>
-#include <random>
 #include <vector>
 
 #include "plexus/plexus.h"
 #include "src/reduce_cpu.h"
+#include "tests/algorithms/reference.h"
 #include "tests/harness/world.h"
 
 namespace plexus {
 namespace {
 
+using testing::expected;
+using testing::input;
 using testing::runWorld;
-
-bool isUnsigned(DataType t) { return t == DataType::kUInt8; }
-
-double input(DataType t, ReduceOp op, int rank, size_t i) {
-  const bool u = isUnsigned(t);
-  switch (op) {
-    case ReduceOp::kProd: {
-      static const double kSigned[] = {1, 2, -1, 1, 2};
-      return u ? 1 + (rank + i) % 2 : kSigned[(rank * 3 + i) % 5];
-    }
-    case ReduceOp::kMin:
-    case ReduceOp::kMax:
-      return static_cast<double>((rank * 17 + i * 5) % 23) - (u ? 0 : 11);
-    default:
-      return static_cast<double>((rank * 31 + i * 7) % 13) - (u ? 0 : 6);
-  }
-}
-
-double expected(DataType t, ReduceOp op, int n, size_t i) {
-  double acc = input(t, op, 0, i);
-  for (int r = 1; r < n; ++r) {
-    double v = input(t, op, r, i);
-    if (op == ReduceOp::kProd)
-      acc *= v;
-    else if (op == ReduceOp::kMin)
-      acc = std::min(acc, v);
-    else if (op == ReduceOp::kMax)
-      acc = std::max(acc, v);
-    else
-      acc += v;
-  }
-  if (op != ReduceOp::kAvg) return acc;
-  if (t == DataType::kFloat64) return acc / n;
-  if (t == DataType::kFloat32 || t == DataType::kFloat16 || t == DataType::kBFloat16) {
-    return static_cast<float>(acc) / static_cast<float>(n);
-  }
-  return std::trunc(acc / n);
-}
-
-// Stores v as element i of a buffer of type t; integers wrap as two's complement.
-void store(DataType t, void* buf, size_t i, double v) {
-  auto asInt = static_cast<int64_t>(v);
-  switch (t) {
-    case DataType::kFloat32:
-      static_cast<float*>(buf)[i] = static_cast<float>(v);
-      break;
-    case DataType::kFloat64:
-      static_cast<double*>(buf)[i] = v;
-      break;
-    case DataType::kFloat16:
-      static_cast<uint16_t*>(buf)[i] = floatToHalf(static_cast<float>(v));
-      break;
-    case DataType::kBFloat16:
-      static_cast<uint16_t*>(buf)[i] = floatToBfloat16(static_cast<float>(v));
-      break;
-    case DataType::kInt8:
-      static_cast<int8_t*>(buf)[i] = static_cast<int8_t>(asInt);
-      break;
-    case DataType::kUInt8:
-      static_cast<uint8_t*>(buf)[i] = static_cast<uint8_t>(asInt);
-      break;
-    case DataType::kInt32:
-      static_cast<int32_t*>(buf)[i] = static_cast<int32_t>(asInt);
-      break;
-    case DataType::kInt64:
-      static_cast<int64_t*>(buf)[i] = asInt;
-      break;
-  }
-}
+using testing::store;
 
 // Runs one all-reduce and returns the index of the first wrong element, or -1.
 int64_t checkOne(Communicator& comm, size_t count, DataType t, ReduceOp op, bool inPlace) {
@@ -134,30 +68,7 @@ TEST_P(AllReduceWorld, EveryCountTypeOpAndPlacement) {
 INSTANTIATE_TEST_SUITE_P(WorldSizes, AllReduceWorld, ::testing::Values(1, 2, 3, 4, 7, 8),
                          [](const auto& info) { return "n" + std::to_string(info.param); });
 
-// For a fixed algorithm and world size, the same float inputs give bitwise-identical results on
-// every run and on every rank.
-TEST(AllReduce, FloatResultsAreDeterministicAndIdenticalOnAllRanks) {
-  ASSERT_TRUE(runWorld(4, [](Communicator& comm) {
-    const size_t count = 300001;
-    std::mt19937 gen(1234 + comm.rank());
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    std::vector<float> in(count), a(count), b(count), all(count * 4);
-    for (float& x : in) x = dist(gen);
-    ASSERT_TRUE(
-        comm.allReduce(in.data(), a.data(), count, DataType::kFloat32, ReduceOp::kSum).ok());
-    ASSERT_TRUE(
-        comm.allReduce(in.data(), b.data(), count, DataType::kFloat32, ReduceOp::kSum).ok());
-    EXPECT_EQ(std::memcmp(a.data(), b.data(), count * sizeof(float)), 0);
-    // Every rank holds the same bits: reduce the bit patterns with max and min and compare.
-    std::vector<int32_t> bits(count), hi(count), lo(count);
-    std::memcpy(bits.data(), a.data(), count * sizeof(float));
-    ASSERT_TRUE(
-        comm.allReduce(bits.data(), hi.data(), count, DataType::kInt32, ReduceOp::kMax).ok());
-    ASSERT_TRUE(
-        comm.allReduce(bits.data(), lo.data(), count, DataType::kInt32, ReduceOp::kMin).ok());
-    EXPECT_EQ(hi, lo);
-  }));
-}
+// Reproducibility of float results per algorithm: group_split_test.cc (Reproducible).
 
 }  // namespace
 }  // namespace plexus

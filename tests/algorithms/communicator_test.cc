@@ -15,21 +15,11 @@
 namespace plexus {
 namespace {
 
+using testing::mentions;
 using testing::runRanks;
 using testing::runWorld;
+using testing::shortTimeout;
 using testing::WorldOptions;
-
-// Short deadlines so that the failure cases below finish quickly.
-WorldOptions shortTimeout() {
-  WorldOptions o;
-  o.env["PLEXUS_TIMEOUT_MS"] = "3000";
-  o.deadline = std::chrono::seconds(40);
-  return o;
-}
-
-bool mentions(const Status& s, const std::string& text) {
-  return s.message().find(text) != std::string::npos;
-}
 
 TEST(Communicator, RankAndSize) {
   ASSERT_TRUE(runWorld(3, [](Communicator& comm) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "plexus/communicator.h"
@@ -18,7 +19,19 @@ struct WorldOptions {
   std::chrono::seconds deadline{90};
   /// Environment set in every rank before it starts (e.g. PLEXUS_TIMEOUT_MS).
   std::map<std::string, std::string> env;
+  /// Ranks the test itself kills or stops (fault tests): their death by a signal is not a
+  /// failure, and once every other rank has exited they are SIGKILLed.
+  std::set<int> mayDie;
 };
+
+/// Options for tests of failures: a 3 s collective timeout (PLEXUS_TIMEOUT_MS) and a world
+/// deadline well beyond it, so that error paths finish quickly but never look like hangs.
+WorldOptions shortTimeout();
+
+/// True when `status`'s message contains `text`.
+inline bool mentions(const Status& status, const std::string& text) {
+  return status.message().find(text) != std::string::npos;
+}
 
 /// Forks `n` ranks; each runs body(rank, id) and exits 0 unless the body recorded a gtest
 /// failure (or crashed). Success when every rank exited 0 within the deadline. The id's store

@@ -202,17 +202,19 @@ TEST_F(PlexusrunTest, SetsTorchrunEnvironmentPerRank) {
 
 TEST_F(PlexusrunTest, KeepsUserEnvironmentButOwnsItsVariables) {
   RunResult result =
-      run({"-n", "2", "/bin/sh", "-c", "echo $PLEXUSRUN_TEST_VAR $RANK $PLEXUS_SECRET"},
-          {"PLEXUSRUN_TEST_VAR=kept", "RANK=99", "PLEXUS_SECRET=stale"});
+      run({"-n", "2", "/bin/sh", "-c",
+           "echo $PLEXUSRUN_TEST_VAR $RANK $PLEXUS_SECRET ${PLEXUS_STORE_PORT:-unset}"},
+          {"PLEXUSRUN_TEST_VAR=kept", "RANK=99", "PLEXUS_SECRET=stale", "PLEXUS_STORE_PORT=1"});
   ASSERT_EQ(result.exitCode, 0) << result.err;
   std::map<int, std::string> lines = lineByRank(result.out);
   ASSERT_EQ(lines.size(), 2u) << result.out;
   for (const auto& [rank, line] : lines) {
     std::vector<std::string> v = words(line);
-    ASSERT_EQ(v.size(), 3u) << line;
+    ASSERT_EQ(v.size(), 4u) << line;
     EXPECT_EQ(v[0], "kept");
     EXPECT_EQ(v[1], std::to_string(rank));
     EXPECT_EQ(v[2].size(), 64u);
+    EXPECT_EQ(v[3], "unset");  // a stale store override must not reach the ranks
   }
 }
 

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <ucp/api/ucp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -40,6 +41,19 @@ Status truncatedError(int peer) {
 }
 
 class UcxConnection;
+class UcxTransport;
+
+// What a UCX callback's user_data points to: a transport-owned record of one operation in
+// flight. The caller's TransferRequest hangs off it and can be detached (abandon()), so that a
+// completion arriving after the caller gave up — even inside ucp_worker_destroy, which purges
+// pending operations — never writes into memory the caller has freed.
+struct OpSlot {
+  UcxTransport* transport = nullptr;
+  TransferRequest* req = nullptr;  // null once abandoned
+  int peer = -1;
+  bool isRecv = false;
+  bool live = false;
+};
 
 class UcxTransport final : public Transport {
  public:
@@ -61,12 +75,15 @@ class UcxTransport final : public Transport {
   bool progress() override { return ucp_worker_progress(worker_.get()) != 0; }
   void waitForEvent(std::chrono::microseconds timeout) override;
   void cancel(TransferRequest* req) override;
+  std::vector<int> peersWithPendingTransfers() const override;
 
   ucp_worker_h worker() const { return worker_.get(); }
   int rank() const { return rank_; }
   Status peerStatus(int peer) const;
-  void trackRecv(TransferRequest* req, int peer) { pendingRecvs_[req] = peer; }
-  void untrackRecv(TransferRequest* req) { pendingRecvs_.erase(req); }
+  void abandon(TransferRequest* req) override;
+  /// A slot for an operation of `req` with `peer`; reused, so no allocation once warm.
+  OpSlot* acquireSlot(TransferRequest* req, int peer, bool isRecv);
+  void releaseSlot(OpSlot* slot);
   void onEndpointError(ucp_ep_h ep, ucs_status_t status);
   void closeEndpoint(ucp_ep_h ep, int peer);
 
@@ -76,9 +93,11 @@ class UcxTransport final : public Transport {
   WorkerPtr worker_;
   int eventFd_;
   bool peerErrors_;
-  std::unordered_map<TransferRequest*, int> pendingRecvs_;  // receives in flight -> peer
+  std::vector<std::unique_ptr<OpSlot>> slots_;  // stable addresses: UCX holds pointers
+  std::vector<OpSlot*> freeSlots_;
   std::unordered_map<ucp_ep_h, int> peerOfEndpoint_;
   std::unordered_map<int, std::string> failedPeers_;  // peer -> why
+  bool closeTimedOut_ = false;  // a flush-close timed out: force the remaining ones
 };
 
 class UcxConnection final : public Connection {
@@ -103,33 +122,37 @@ class UcxConnection final : public Connection {
   ucp_tag_t recvBase_;
 };
 
-// Completion callbacks run inside ucp_worker_progress, on the driver thread.
+// Completion callbacks run inside ucp_worker_progress (or ucp_worker_destroy), on the driver.
 void sendDone(void* request, ucs_status_t status, void* userData) {
-  auto* req = static_cast<TransferRequest*>(userData);
-  if (status != UCS_OK && req->status.ok()) {
-    req->status = status == UCS_ERR_CANCELED ? aborted("ucx send cancelled")
-                                             : unavailable("ucx send failed: " + ucsError(status));
+  auto* slot = static_cast<OpSlot*>(userData);
+  if (TransferRequest* req = slot->req) {
+    if (status != UCS_OK && req->status.ok()) {
+      req->status = status == UCS_ERR_CANCELED
+                        ? aborted("ucx send cancelled")
+                        : unavailable("ucx send failed: " + ucsError(status));
+    }
+    req->handle = nullptr;
+    req->done = true;
   }
-  req->handle = nullptr;
-  req->done = true;
+  slot->transport->releaseSlot(slot);
   ucp_request_free(request);
 }
 
 void recvDone(void* request, ucs_status_t status, const ucp_tag_recv_info_t* info, void* userData) {
-  auto* req = static_cast<TransferRequest*>(userData);
-  auto* transport = static_cast<UcxTransport*>(req->owner);
-  if (status == UCS_OK) {
-    req->bytes = info->length;
-  } else if (req->status.ok()) {  // keep an earlier, more precise reason (peer failure)
-    int peer = static_cast<int>(info->sender_tag >> kTagBits);
-    req->status = status == UCS_ERR_MESSAGE_TRUNCATED ? truncatedError(peer)
-                  : status == UCS_ERR_CANCELED
-                      ? aborted("ucx receive cancelled")
-                      : unavailable("ucx receive failed: " + ucsError(status));
+  auto* slot = static_cast<OpSlot*>(userData);
+  if (TransferRequest* req = slot->req) {
+    if (status == UCS_OK) {
+      req->bytes = info->length;
+    } else if (req->status.ok()) {  // keep an earlier, more precise reason (peer failure)
+      req->status = status == UCS_ERR_MESSAGE_TRUNCATED ? truncatedError(slot->peer)
+                    : status == UCS_ERR_CANCELED
+                        ? aborted("ucx receive cancelled")
+                        : unavailable("ucx receive failed: " + ucsError(status));
+    }
+    req->handle = nullptr;
+    req->done = true;
   }
-  transport->untrackRecv(req);
-  req->handle = nullptr;
-  req->done = true;
+  slot->transport->releaseSlot(slot);
   ucp_request_free(request);
 }
 
@@ -141,20 +164,23 @@ Status UcxConnection::isend(const void* buf, size_t len, uint64_t tag, TransferR
   PLEXUS_CHECK((tag & ~kTagMask) == 0);
   PLEXUS_TRY(transport_->peerStatus(peer_));
   req->reset();
+  OpSlot* slot = transport_->acquireSlot(req, peer_, /*isRecv=*/false);
   ucp_request_param_t param{};
   param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
   param.cb.send = sendDone;
-  param.user_data = req;
+  param.user_data = slot;
   ucs_status_ptr_t sp = ucp_tag_send_nbx(ep_, buf, len, sendBase_ | tag, &param);
-  if (sp == nullptr) {  // completed in place (small eager message)
-    req->done = true;
+  if (sp == nullptr || UCS_PTR_IS_ERR(sp)) {
+    transport_->releaseSlot(slot);
+    if (sp != nullptr) {
+      return unavailable("ucx send to rank " + std::to_string(peer_) +
+                         " failed: " + ucsError(UCS_PTR_STATUS(sp)));
+    }
+    req->done = true;  // completed in place (small eager message)
     return okStatus();
   }
-  if (UCS_PTR_IS_ERR(sp)) {
-    return unavailable("ucx send to rank " + std::to_string(peer_) +
-                       " failed: " + ucsError(UCS_PTR_STATUS(sp)));
-  }
   req->handle = sp;
+  req->owner = slot;
   return okStatus();
 }
 
@@ -162,23 +188,24 @@ Status UcxConnection::irecv(void* buf, size_t len, uint64_t tag, TransferRequest
   PLEXUS_CHECK((tag & ~kTagMask) == 0);
   PLEXUS_TRY(transport_->peerStatus(peer_));
   req->reset();
-  req->owner = transport_;
+  OpSlot* slot = transport_->acquireSlot(req, peer_, /*isRecv=*/true);
   ucp_request_param_t param{};
   // UCX 1.13 does not report the length of a receive that completes inside the call, so ask
   // for the callback even then (it may run before ucp_tag_recv_nbx returns).
   param.op_attr_mask =
       UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
   param.cb.recv = recvDone;
-  param.user_data = req;
+  param.user_data = slot;
   ucs_status_ptr_t sp =
       ucp_tag_recv_nbx(transport_->worker(), buf, len, recvBase_ | tag, kFullMask, &param);
   if (UCS_PTR_IS_ERR(sp)) {
+    transport_->releaseSlot(slot);
     return unavailable("ucx receive from rank " + std::to_string(peer_) +
                        " failed: " + ucsError(UCS_PTR_STATUS(sp)));
   }
   if (req->done || sp == nullptr) return okStatus();  // the callback already ran
   req->handle = sp;
-  transport_->trackRecv(req, peer_);
+  req->owner = slot;
   return okStatus();
 }
 
@@ -251,8 +278,10 @@ void UcxTransport::onEndpointError(ucp_ep_h ep, ucs_status_t status) {
   // Receives are posted on the worker, so UCX does not fail them with the endpoint: fail the
   // ones waiting for this peer here. The callbacks run later and keep this reason.
   std::vector<TransferRequest*> victims;
-  for (auto& [req, p] : pendingRecvs_) {
-    if (p == peer) victims.push_back(req);
+  for (const auto& slot : slots_) {
+    if (slot->live && slot->isRecv && slot->peer == peer && slot->req != nullptr) {
+      victims.push_back(slot->req);
+    }
   }
   for (TransferRequest* req : victims) {
     req->status = peerStatus(peer);
@@ -264,17 +293,20 @@ void UcxTransport::closeEndpoint(ucp_ep_h ep, int peer) {
   peerOfEndpoint_.erase(ep);
   ucp_request_param_t param{};
   param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
-  // A failed peer cannot acknowledge a flush: force-close it.
-  param.flags = failedPeers_.count(peer) != 0 ? UCP_EP_CLOSE_FLAG_FORCE : 0;
+  // A failed peer cannot acknowledge a flush, and after one flush timed out the others are
+  // unlikely to fare better: force-close those.
+  param.flags = (failedPeers_.count(peer) != 0 || closeTimedOut_) ? UCP_EP_CLOSE_FLAG_FORCE : 0;
   ucs_status_ptr_t sp = ucp_ep_close_nbx(ep, &param);
   if (sp == nullptr || UCS_PTR_IS_ERR(sp)) return;
   auto deadline = std::chrono::steady_clock::now() + kCloseFlushTimeout;
   while (ucp_request_check_status(sp) == UCS_INPROGRESS) {
     ucp_worker_progress(worker_.get());
     if (std::chrono::steady_clock::now() > deadline) {
-      PLEXUS_LOG(kInfo, "ucx: closing the endpoint to rank %d timed out; forcing", peer);
-      ucp_request_cancel(worker_.get(), sp);
-      deadline = std::chrono::steady_clock::time_point::max();
+      // A close request cannot be cancelled: release it to UCX, which frees it when it ends
+      // (at the latest in ucp_worker_destroy), rather than let a silent peer hang teardown.
+      PLEXUS_LOG(kInfo, "ucx: closing the endpoint to rank %d timed out; abandoning it", peer);
+      closeTimedOut_ = true;
+      break;
     }
   }
   ucp_request_free(sp);
@@ -288,8 +320,42 @@ void UcxTransport::waitForEvent(std::chrono::microseconds timeout) {
   ::poll(&pfd, 1, ms);
 }
 
+std::vector<int> UcxTransport::peersWithPendingTransfers() const {
+  std::vector<int> peers;
+  for (const auto& slot : slots_) {
+    if (slot->live && slot->req != nullptr) peers.push_back(slot->peer);
+  }
+  std::sort(peers.begin(), peers.end());
+  peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
+  return peers;
+}
+
 void UcxTransport::cancel(TransferRequest* req) {
   if (!req->done && req->handle != nullptr) ucp_request_cancel(worker_.get(), req->handle);
+}
+
+void UcxTransport::abandon(TransferRequest* req) {
+  if (req->done || req->owner == nullptr) return;
+  static_cast<OpSlot*>(req->owner)->req = nullptr;  // its completion will touch nothing
+  req->handle = nullptr;
+  req->owner = nullptr;
+}
+
+OpSlot* UcxTransport::acquireSlot(TransferRequest* req, int peer, bool isRecv) {
+  if (freeSlots_.empty()) {
+    slots_.push_back(std::make_unique<OpSlot>());
+    freeSlots_.push_back(slots_.back().get());
+  }
+  OpSlot* slot = freeSlots_.back();
+  freeSlots_.pop_back();
+  *slot = OpSlot{this, req, peer, isRecv, true};
+  return slot;
+}
+
+void UcxTransport::releaseSlot(OpSlot* slot) {
+  slot->live = false;
+  slot->req = nullptr;
+  freeSlots_.push_back(slot);
 }
 
 }  // namespace

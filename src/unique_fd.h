@@ -1,5 +1,5 @@
-// UniqueFd: sole owner of a file descriptor, closed on destruction. The tools keep their own
-// copy rather than reach into src/ so that they depend only on the public Status header.
+// UniqueFd: sole owner of a file descriptor, closed on destruction. Shared by bootstrap and the
+// command-line tools.
 #pragma once
 
 #include <unistd.h>

@@ -1,0 +1,245 @@
+#!/usr/bin/python3
+"""Plexus against its peers, side by side in one run: `make compare`.
+
+On the same ranks and sizes it runs plexus-perf (under plexusrun), MPI_Allreduce (Open MPI,
+mpirun), Gloo's ring_chunked and halving_doubling (under plexusrun), the raw transport ceiling
+(ucx_perftest ucp_put_bw and tag_bw between two processes on this host) and memcpy (numpy), then
+prints a ratio table with PASS/FAIL against issue #3's targets, writes build/compare/compare.json
+and PNG plots of busbw and latency against message size.
+
+Noise: the machine is shared, so every tool runs once per round, rounds are interleaved
+(plexus, mpi, gloo, ucx, memcpy, then again), and each tool's best round counts at each size: a
+burst of load from elsewhere hits every tool alike instead of one tool's whole sweep.
+
+Which column counts: Plexus's out-of-place busbw (nccl-tests' headline column) against the best
+of each peer's out-of-place and in-place columns, so a PASS holds against the peer's best showing.
+
+Run with Debian's /usr/bin/python3 (it has numpy and matplotlib).
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+KIB, MIB = 1 << 10, 1 << 20
+SMALL_MAX = 512 * KIB  # sizes up to here are latency-bound: more iterations
+UCX_MIN = 64 * KIB     # ucx_perftest below this measures message rate, not bandwidth
+
+
+def sweep_sizes(factor, lo=8, hi=64 * MIB):
+    sizes, s = [], lo
+    while s <= hi:
+        sizes.append(s)
+        s *= factor
+    return sizes
+
+
+class Runner:
+    """Runs the tools, keeps every round's results: results[tool][bytes] = list of samples."""
+
+    def __init__(self, args):
+        self.args = args
+        self.build = os.path.abspath(args.build)
+        self.out = os.path.abspath(args.out)
+        self.logs = os.path.join(self.out, "logs")
+        os.makedirs(self.logs, exist_ok=True)
+        self.results = {}
+        self.errors = []
+        self.factor = 4 if args.quick else 2
+        self.sizes = sweep_sizes(self.factor)
+        # (min, max, iters, warmup) per segment, cut from the one size list so that every tool
+        # measures the same sizes: small messages get more iterations.
+        small = [s for s in self.sizes if s <= SMALL_MAX]
+        large = [s for s in self.sizes if s > SMALL_MAX]
+        iters = ((50, 10), (8, 2)) if args.quick else ((200, 20), (20, 5))
+        self.segments = [(seg[0], seg[-1]) + it for seg, it in zip((small, large), iters)]
+
+    def record(self, tool, size, time_us, busbw):
+        self.results.setdefault(tool, {}).setdefault(size, []).append(
+            {"time_us": time_us, "busbw": busbw})
+
+    def run_logged(self, name, cmd, env=None, timeout=600):
+        log = os.path.join(self.logs, name + ".log")
+        with open(log, "w") as f:
+            f.write("$ " + " ".join(cmd) + "\n")
+            f.flush()
+            try:
+                rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env,
+                                    timeout=timeout).returncode
+            except subprocess.TimeoutExpired:
+                rc = 124
+        if rc != 0:
+            self.errors.append("%s exited %d (see %s)" % (name, rc, log))
+        return rc == 0
+
+    # --- collectives in plexus-perf's JSON format -------------------------------------------
+    def collective(self, tool, launcher, program, extra=(), env=None, own_column=False,
+                   small_div=1):
+        """One sweep per segment; `small_div` divides the small segment's iterations for a tool
+        whose calls take milliseconds (Gloo over TCP), where fewer still time it precisely."""
+        for lo, hi, iters, warmup in self.segments:
+            if hi <= SMALL_MAX:
+                iters, warmup = max(10, iters // small_div), max(2, warmup // small_div)
+            js = os.path.join(self.out, "%s-%d.json" % (tool, lo))
+            if os.path.exists(js):
+                os.remove(js)
+            cmd = launcher + program + ["-b", str(lo), "-e", str(hi), "-f", str(self.factor),
+                                        "-n", str(iters), "-w", str(warmup), "-c", "1",
+                                        "--json", js] + list(extra)
+            if not self.run_logged("%s-%d" % (tool, lo), cmd, env) or not os.path.exists(js):
+                continue
+            with open(js) as f:
+                data = json.load(f)
+            for r in data["results"]:
+                cols = [r["out_of_place"]] if own_column else [r["out_of_place"], r["in_place"]]
+                if any(c["wrong"] > 0 for c in cols):
+                    self.errors.append("%s: wrong results at %d B" % (tool, r["bytes"]))
+                    continue
+                best = max(cols, key=lambda c: c["busbw"])
+                self.record(tool, r["bytes"], best["time_us"], best["busbw"])
+
+    def plexusrun(self):
+        return [os.path.join(self.build, "plexusrun"), "-n", str(self.args.ranks),
+                "--timeout", "600", "--"]
+
+    def run_plexus(self):
+        prog = [os.path.join(self.build, "plexus-perf"), "allreduce"]
+        self.collective("plexus", self.plexusrun(), prog, own_column=True)
+
+    def run_mpi(self):
+        mpirun = ["mpirun", "--oversubscribe", "-np", str(self.args.ranks)]
+        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        self.collective("mpi", mpirun, [os.path.join(self.build, "plexus-compare-mpi")], env=env)
+
+    def run_gloo(self, algo):
+        with tempfile.TemporaryDirectory(prefix="plexus-gloo-") as store:
+            env = dict(os.environ, PLEXUS_GLOO_STORE=os.path.join(store, "s"))
+            self.collective("gloo_" + algo, self.plexusrun(),
+                            [os.path.join(self.build, "plexus-compare-gloo")], ["-a", algo], env,
+                            small_div=10)
+
+    # --- raw transport ceiling ---------------------------------------------------------------
+    def run_ucx(self, test):
+        for size in (s for s in self.sizes if s >= UCX_MIN):
+            iters = max(20, min(2000, (256 * MIB) // size))
+            bw = ucx_perftest(test, size, iters, max(5, iters // 10),
+                              os.path.join(self.logs, "ucx_%s-%d.log" % (test, size)))
+            if bw is None:
+                self.errors.append("ucx_perftest %s %d B failed" % (test, size))
+                continue
+            self.record("ucx_" + test.replace("ucp_", ""), size, size / bw / 1e3, bw)
+
+    def run_memcpy(self):
+        for size in self.sizes:
+            src = np.ones(size, dtype=np.uint8)
+            dst = np.empty_like(src)
+            reps = max(5, min(2000, (64 * MIB) // size))
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    np.copyto(dst, src)
+                best = min(best, (time.perf_counter() - t0) / reps)
+            self.record("memcpy", size, best * 1e6, size / best / 1e9)
+
+    def run_all(self):
+        tools = [("plexus", self.run_plexus), ("mpi", self.run_mpi),
+                 ("gloo ring_chunked", lambda: self.run_gloo("ring_chunked")),
+                 ("gloo halving_doubling", lambda: self.run_gloo("halving_doubling")),
+                 ("ucx put_bw", lambda: self.run_ucx("ucp_put_bw")),
+                 ("ucx tag_bw", lambda: self.run_ucx("tag_bw")), ("memcpy", self.run_memcpy)]
+        for r in range(self.args.rounds):
+            for name, fn in tools:
+                t0 = time.time()
+                fn()
+                print("# round %d/%d  %-22s %6.1f s  load %.2f" %
+                      (r + 1, self.args.rounds, name, time.time() - t0, os.getloadavg()[0]),
+                      flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port):
+    """True when something listens on TCP `port` (read from /proc, without connecting: the
+    ucx_perftest server accepts exactly one connection)."""
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                for line in f.readlines()[1:]:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except OSError:
+            pass
+    return False
+
+
+def ucx_perftest(test, size, iters, warmup, log):
+    """One-way bandwidth in GB/s (1e9 B/s) of `test` at `size`, or None. ucx_perftest prints
+    MB/s meaning MiB/s (2^20 B/s): its "Final:" line is iterations, then overhead in usec
+    (50th percentile, average, overall), bandwidth (average, overall), message rate (average,
+    overall); the overall bandwidth is the whole run's bytes over its time."""
+    port = free_port()
+    args = ["-t", test, "-s", str(size), "-n", str(iters), "-w", str(warmup), "-p", str(port)]
+    with open(log, "w") as f:
+        server = subprocess.Popen(["ucx_perftest"] + args, stdout=f, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 10
+            while not listening(port) and time.time() < deadline and server.poll() is None:
+                time.sleep(0.02)
+            client = subprocess.run(["ucx_perftest", "127.0.0.1"] + args, capture_output=True,
+                                    text=True, timeout=120)
+            f.write(client.stdout + client.stderr)
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    for line in client.stdout.splitlines():
+        if line.startswith("Final:"):
+            return float(line.split()[6]) * MIB / 1e9
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ranks", type=int, default=2, help="ranks of every collective (default 2)")
+    ap.add_argument("--quick", action="store_true",
+                    help="factor-4 sizes, fewer iterations, one round")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3)")
+    ap.add_argument("--build", default="build", help="directory with the binaries (build)")
+    ap.add_argument("--out", default=None, help="output directory (BUILD/compare)")
+    args = ap.parse_args()
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
+    if args.out is None:
+        args.out = os.path.join(args.build, "compare")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import compare_report
+
+    load_before = os.getloadavg()
+    print("# compare: %d ranks, %d cores, %d interleaved rounds, best round per tool and size; "
+          "load average %.2f %.2f %.2f" % ((args.ranks, os.cpu_count(), args.rounds) +
+                                           load_before), flush=True)
+    runner = Runner(args)
+    runner.run_all()
+    load_after = os.getloadavg()
+    print("# load average after: %.2f %.2f %.2f" % load_after)
+    return compare_report.report(runner, load_before, load_after)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+// The nccl-tests-style sweep shared by the peer benchmarks (mpi_allreduce, gloo_allreduce): flag
+// parsing (-b -e -f -n -w -c -d -o -r -a --json), the size loop, timing, result checking, the
+// table and the JSON file, all in the format of plexus-perf so that compare.py reads every tool
+// alike.
+//
+// A library plugs in as a SweepBackend: its rank and world, one collective call, a barrier and a
+// scalar reduction to agree on times and error counts. Everything a library does not provide
+// natively (out-of-place for an in-place-only library) is the backend's business and is timed.
+// The per-collective hooks (count, bus factor, fill, check) default to the all-reduce; a
+// backend over plexus-perf's PerfCollective would forward them, which is how plexus-perf can
+// move onto this driver and drop its own copy of the table, JSON and timing code.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "plexus/types.h"
+
+namespace plexus::compare {
+
+/// What the command line asked for; the same flags and defaults as plexus-perf.
+struct SweepOptions {
+  size_t minBytes = 8, maxBytes = size_t{32} << 20;
+  int factor = 2, iters = 20, warmup = 5;
+  bool check = true;
+  DataType type = DataType::kFloat32;
+  ReduceOp op = ReduceOp::kSum;
+  int root = 0;           // -r, for rooted collectives
+  std::string algorithm;  // -a; each backend says which names it knows
+  std::string json;       // --json FILE, written by rank 0
+};
+
+/// One library's all-reduce over its own world of ranks. Methods are called by every rank in
+/// the same order (they are collective). Failures end the process: the benchmarks have nothing
+/// to recover.
+class SweepBackend {
+ public:
+  virtual ~SweepBackend() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// Table header and JSON "transport", e.g. "Open MPI v4.1.4" or "gloo tcp 127.0.0.1".
+  virtual std::string transport() const = 0;
+  /// The algorithm in use, for the header and JSON ("auto" when the library picks).
+  virtual std::string algorithm() const = 0;
+  /// The collective's name in the header and JSON.
+  virtual std::string collective() const { return "allreduce"; }
+  /// Elements per rank for a message of `bytes` (nccl-tests' "count" column).
+  virtual size_t countFor(size_t bytes, size_t elemSize) const;
+  /// Elements the receive buffer needs for `count` (all-gather: ranks x count).
+  virtual size_t recvCountFor(size_t count) const { return count; }
+  /// busbw = algbw x this: 2(n-1)/n for the all-reduce, the traffic of the optimal algorithm.
+  virtual double busFactor() const;
+  /// True when the root column applies.
+  virtual bool rooted() const { return false; }
+  /// Writes this rank's deterministic input (bench/perf/perf_values.h) into `send`.
+  virtual void fill(void* send, size_t count, const SweepOptions& o) const;
+  /// Wrong elements in `recv` after one call on fill()'s inputs.
+  virtual size_t countWrong(const void* recv, size_t count, const SweepOptions& o) const;
+  /// Called before timing `count` elements at `send` -> `recv` (send == recv: in place), so
+  /// that a library which binds buffers to a plan (Gloo) builds it outside the timed loop.
+  virtual void prepare(const void* send, void* recv, size_t count) {
+    (void)send, (void)recv, (void)count;
+  }
+  /// One call of the collective on `count` elements; `send == recv` means in place.
+  virtual void run(const void* send, void* recv, size_t count) = 0;
+  virtual void barrier() = 0;
+  /// `v` reduced over all ranks: the maximum, or the sum when `max` is false.
+  virtual double agree(double v, bool max) = 0;
+};
+
+/// Parses argv from `first` on (argv[0] is the program); on a bad flag prints usage with
+/// `algorithms` (the -a names the backend accepts) and exits with 2, as plexus-perf does.
+SweepOptions parseSweepOptions(int argc, char** argv, int first, const char* algorithms);
+
+/// Runs the sweep; rank 0 prints the table and writes the JSON. Returns the process exit code:
+/// 0, or 1 when any element was wrong.
+int runSweep(SweepBackend& backend, const SweepOptions& options);
+
+/// True when MPI and Gloo reduce `o.type` with `o.op` natively: f32, f64, i32, i64; not avg.
+/// Otherwise prints why and returns false.
+bool peerSupports(const char* program, const SweepOptions& o);
+
+}  // namespace plexus::compare

@@ -1,0 +1,188 @@
+#include "src/selector.h"
+
+#include <bit>
+#include <cstdio>
+#include <limits>
+#include <sstream>
+
+#include "src/config.h"
+#include "src/log.h"
+
+namespace plexus::internal {
+namespace {
+
+constexpr const char* kSyntax =
+    "expected rules like 'allreduce:0-64k:rhd;64k-inf:ring' (COLLECTIVE:LO-HI:ALGO, LO-HI:ALGO, "
+    "COLLECTIVE:ALGO or ALGO, separated by ';')";
+
+std::vector<std::string> splitOn(const std::string& text, char sep) {
+  std::vector<std::string> parts;
+  std::string cur;
+  std::istringstream in(text);
+  while (std::getline(in, cur, sep)) parts.push_back(cur);
+  if (!text.empty() && text.back() == sep) parts.emplace_back();
+  return parts;
+}
+
+bool hasAlgorithm(const std::vector<std::unique_ptr<Algorithm>>& algorithms, bool anyKind,
+                  CollectiveKind kind, const std::string& name) {
+  for (const auto& a : algorithms) {
+    if ((anyKind || a->collective() == kind) && name == a->name()) return true;
+  }
+  return false;
+}
+
+std::string knownNames(const std::vector<std::unique_ptr<Algorithm>>& algorithms,
+                       CollectiveKind kind) {
+  std::string known;
+  for (const auto& a : algorithms) {
+    if (a->collective() != kind) continue;
+    known += (known.empty() ? "" : ", ") + std::string(a->name());
+  }
+  return known;
+}
+
+bool parseRange(const std::string& text, size_t* lo, size_t* hi) {
+  const size_t dash = text.find('-');
+  if (dash == std::string::npos) return false;
+  const std::string a = text.substr(0, dash), b = text.substr(dash + 1);
+  if (!parseByteSize(a, lo)) return false;
+  if (b == "inf") {
+    *hi = SIZE_MAX;
+  } else if (!parseByteSize(b, hi)) {
+    return false;
+  }
+  return *lo < *hi;
+}
+
+}  // namespace
+
+StatusOr<std::vector<AlgoRule>> parseAlgoRules(
+    const std::string& spec, const std::vector<std::unique_ptr<Algorithm>>& algorithms) {
+  std::vector<AlgoRule> rules;
+  if (spec.empty()) return rules;
+  bool haveKind = false;
+  CollectiveKind lastKind = CollectiveKind::kAllReduce;
+  for (const std::string& segment : splitOn(spec, ';')) {
+    auto bad = [&](const std::string& why) {
+      return invalidArgument("PLEXUS_ALGO='" + spec + "': in '" + segment + "': " + why + "; " +
+                             kSyntax);
+    };
+    const std::vector<std::string> parts = splitOn(segment, ':');
+    AlgoRule rule;
+    CollectiveKind kind{};
+    const std::string* range = nullptr;  // the LO-HI part, when there is one
+    if (parts.size() == 1) {
+      rule.anyCollective = true;
+    } else if (parts.size() == 2 && parseCollectiveKind(parts[0], &kind)) {
+      rule.kind = lastKind = kind;
+      haveKind = true;
+    } else if (parts.size() == 2) {
+      if (!haveKind) return bad("a size range needs a collective first");
+      rule.kind = lastKind;
+      range = &parts[0];
+    } else if (parts.size() == 3) {
+      if (!parseCollectiveKind(parts[0], &kind))
+        return bad("unknown collective '" + parts[0] + "'");
+      rule.kind = lastKind = kind;
+      haveKind = true;
+      range = &parts[1];
+    } else {
+      return bad("too many ':'");
+    }
+    rule.algorithm = parts.back();
+    if (range != nullptr && !parseRange(*range, &rule.lo, &rule.hi)) {
+      return bad("'" + *range +
+                 "' is not a size range LO-HI with LO < HI (sizes like 0, 64k, 4M; HI may be inf)");
+    }
+    if (!hasAlgorithm(algorithms, rule.anyCollective, rule.kind, rule.algorithm)) {
+      if (rule.anyCollective) return bad("no collective has an algorithm '" + rule.algorithm + "'");
+      return bad(std::string("no ") + collectiveName(rule.kind) + " algorithm '" + rule.algorithm +
+                 "' (known: " + knownNames(algorithms, rule.kind) + ")");
+    }
+    rules.push_back(rule);
+  }
+  return rules;
+}
+
+// Defaults fitted to `plexusrun -n 4 plexus-perf allreduce -b 8 -e 64M -a ring|rhd|tree` on the
+// development machine (2 shared cores, UCX shared memory, 4 ranks oversubscribed): the ring's
+// 6 steps took 60-90 us at 8 B (α ≈ 15 us, mostly scheduling), its 64 MiB all-reduce ~116 ms
+// (2 · 3/4 · 64 MiB · β ⇒ β ≈ 1 us/kB, 1 GB/s), and the unpipelined reductions about half the
+// transfer cost (γ ≈ β/2). The tuning table (plexus-tune) will override these per machine.
+CostModel defaultCostModel() {
+  CostModel m;
+  m.alphaUs = 15.0;
+  m.betaUsPerB = 1.0 / 1000.0;
+  m.gammaUsPerB = 1.0 / 2000.0;
+  return m;
+}
+
+Selector::Selector(const std::vector<std::unique_ptr<Algorithm>>* algorithms,
+                   std::vector<AlgoRule> rules, CostModel model, int worldSize)
+    : algorithms_(algorithms), rules_(std::move(rules)), model_(model), worldSize_(worldSize) {}
+
+StatusOr<Algorithm*> Selector::byName(const CollectiveRequest& req, const std::string& name,
+                                      const char* why) const {
+  for (const auto& algo : *algorithms_) {
+    if (algo->collective() != req.kind || name != algo->name()) continue;
+    Status s = algo->supports(req, worldSize_);
+    if (!s.ok()) return s.withContext(std::string(why) + " '" + name + "'");
+    logChoice(req, *algo, why);
+    return algo.get();
+  }
+  return invalidArgument(std::string("no ") + collectiveName(req.kind) + " algorithm named '" +
+                         name + "' (" + why + "; known: " + knownNames(*algorithms_, req.kind) +
+                         ")");
+}
+
+StatusOr<Algorithm*> Selector::select(const CollectiveRequest& req,
+                                      const std::string& forced) const {
+  if (!forced.empty()) return byName(req, forced, "forced by the caller");
+  const size_t bytes = req.bytes();
+  for (const AlgoRule& rule : rules_) {
+    if (rule.anyCollective) {
+      if (!hasAlgorithm(*algorithms_, false, req.kind, rule.algorithm)) continue;
+    } else if (rule.kind != req.kind || bytes < rule.lo || bytes >= rule.hi) {
+      continue;
+    }
+    return byName(req, rule.algorithm, "chosen by PLEXUS_ALGO");
+  }
+  Algorithm* best = nullptr;
+  double bestUs = std::numeric_limits<double>::infinity();
+  std::string why = "cost model:";
+  for (const auto& algo : *algorithms_) {
+    if (algo->collective() != req.kind) continue;
+    if (!algo->supports(req, worldSize_).ok()) {
+      why += std::string(" ") + algo->name() + " cannot run it;";
+      continue;
+    }
+    const double us = algo->estimateUs(req, worldSize_, model_);
+    char line[96];
+    std::snprintf(line, sizeof(line), " %s %.1f us;", algo->name(), us);
+    why += line;
+    if (us < bestUs) {
+      bestUs = us;
+      best = algo.get();
+    }
+  }
+  if (best == nullptr) {
+    return unimplemented(std::string("no ") + collectiveName(req.kind) +
+                         " algorithm supports this request (" + why + ")");
+  }
+  logChoice(req, *best, why);
+  return best;
+}
+
+void Selector::logChoice(const CollectiveRequest& req, const Algorithm& chosen,
+                         const std::string& why) const {
+  if (!logEnabled(LogLevel::kInfo)) return;
+  const int sizeClass = req.bytes() == 0 ? 0 : std::bit_width(req.bytes()) % 64;
+  const uint64_t bit = uint64_t{1} << sizeClass;
+  auto& seen = logged_[static_cast<size_t>(req.kind) % kNumCollectiveKinds];
+  if ((seen.fetch_or(bit, std::memory_order_relaxed) & bit) != 0) return;
+  PLEXUS_LOG(kInfo, "%s of %zu bytes on %d ranks: %s (%s)", collectiveName(req.kind), req.bytes(),
+             worldSize_, chosen.name(), why.c_str());
+}
+
+}  // namespace plexus::internal

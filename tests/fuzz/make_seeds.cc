@@ -1,0 +1,78 @@
+// Writes the seed corpora: valid frames, ids and payloads of every kind, which the fuzzer
+// mutates and ctest replays. Run by the build into <build>/fuzz-corpus/<target>/.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "compress/codec.h"
+#include "src/bootstrap/store_protocol.h"
+
+namespace {
+
+void write(const std::filesystem::path& dir, const std::string& name, const void* data,
+           size_t size) {
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / name, std::ios::binary).write(static_cast<const char*>(data), size);
+}
+
+void write(const std::filesystem::path& dir, const std::string& name,
+           const std::vector<uint8_t>& bytes) {
+  write(dir, name, bytes.data(), bytes.size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace plexus;
+  using namespace plexus::bootstrap;
+  if (argc != 2) return std::fprintf(stderr, "usage: make_seeds DIR\n"), 2;
+  std::filesystem::path root = argv[1];
+
+  // Store frames: a hello followed by each request, and each reply.
+  std::vector<uint8_t> stream;
+  wire::Hello hello;
+  hello.rank = 1;
+  hello.worldSize = 4;
+  wire::appendHello(stream, hello);
+  const uint8_t value[] = {1, 2, 3, 4};
+  wire::appendRequest(stream, wire::FrameType::kSet, 1, "world/peer/1", value);
+  wire::appendRequest(stream, wire::FrameType::kGet, 2, "world/size");
+  wire::appendAdd(stream, 3, "counter", -5);
+  write(root / "store_frames", "session", stream);
+  std::vector<uint8_t> replies;
+  wire::appendValue(replies, 2, value);
+  wire::appendCount(replies, 3, 42);
+  wire::appendError(replies, 4, StatusCode::kInvalidArgument, "rank 2 says the world has 3 ranks");
+  write(root / "store_frames", "replies", replies);
+
+  // Unique ids: hex text of a well-formed id layout.
+  const char kId[] = "504c585501093930";
+  write(root / "unique_id", "prefix", kId, sizeof(kId) - 1);
+
+  // Codec payloads: one of each codec family, from a small gradient.
+  std::vector<float> grad(1000);
+  for (size_t i = 0; i < grad.size(); ++i) grad[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1;
+  const char* specs[] = {"fp16",
+                         "bf16",
+                         "quant:bits=4,bucket=64",
+                         "quant:bits=1",
+                         "sign:bucket=128",
+                         "topk:k=20",
+                         "topk:k=20,mode=threshold",
+                         "powersgd:rows=25,cols=40,rank=2",
+                         "zstd"};
+  int n = 0;
+  for (const char* spec : specs) {
+    auto codec = makeCodec(spec);
+    if (!codec.ok()) continue;  // e.g. zstd absent from this build
+    std::vector<uint8_t> out((*codec)->maxEncodedBytes(grad.size()) + 1);
+    auto bytes = (*codec)->encode(grad, {}, std::span<uint8_t>(out).subspan(1), {});
+    if (!bytes.ok()) continue;
+    out[0] = static_cast<uint8_t>(((grad.size() / 37 + 1) << 1) & 0xff);  // see the target
+    out.resize(*bytes + 1);
+    write(root / "codec_payload", "seed" + std::to_string(n++), out);
+  }
+  return 0;
+}
