@@ -1,5 +1,7 @@
 #include "algorithms/context.h"
 
+#include <sched.h>
+
 #include <vector>
 
 #include "src/check.h"
@@ -17,6 +19,11 @@ static_assert(kChunkBits == 16);
 
 // Longest a driver blocks at once: short enough to re-check the deadline and abort flag.
 constexpr auto kMaxBlock = std::chrono::milliseconds(2);
+// How long an idle driver yields its core before it blocks: oversubscribed ranks hand the
+// core to each other this way (Open MPI yields throughout) instead of paying sleep/wake-up
+// round trips through the kernel on every ring step.
+constexpr auto kYieldWindow = std::chrono::microseconds(2000);
+
 // Longest the error path waits for cancelled transfers to be released.
 constexpr auto kCancelWait = std::chrono::milliseconds(500);
 
@@ -61,13 +68,16 @@ Status CollectiveContext::poll() {
     idle_ = false;
     return okStatus();
   }
+  // Idle: spin for spin_, then yield the core for kYieldWindow (a rank that has work gets it,
+  // and we still see our message without paying a wake-up), then block on the transport.
   if (!idle_) {
     idle_ = true;
     idleSince_ = now;
-  } else if (now - idleSince_ >= spin_) {
-    // Nothing moved for a while: stop burning a core another rank may need.
+  } else if (now - idleSince_ >= spin_ + kYieldWindow) {
     auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline_ - now);
     transport_->waitForEvent(std::min<std::chrono::microseconds>(left, kMaxBlock));
+  } else if (now - idleSince_ >= spin_) {
+    sched_yield();
   }
   return okStatus();
 }

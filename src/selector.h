@@ -55,8 +55,12 @@ class Selector {
  private:
   StatusOr<Algorithm*> byName(const CollectiveRequest& request, const std::string& name,
                               const char* why) const;
+  /// Logs the choice at INFO once per collective and size class; `reason` null: the cost
+  /// model's explanation.
   void logChoice(const CollectiveRequest& request, const Algorithm& chosen,
-                 const std::string& why) const;
+                 const char* reason = nullptr) const;
+  /// Why the cost model chose: every algorithm's estimate or why it cannot run the request.
+  std::string explain(const CollectiveRequest& request) const;
 
   const std::vector<std::unique_ptr<Algorithm>>* algorithms_;
   std::vector<AlgoRule> rules_;
