@@ -5,6 +5,7 @@
 // reciprocal approximations, and -0 is canonicalised where a reduction order could expose it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -128,5 +129,14 @@ PLEXUS_HD uint16_t floatToBf16Sat(float f) {
 
 /// bfloat16 -> f32 (exact).
 PLEXUS_HD float bf16ToFloat(uint16_t b) { return bitsFloat(static_cast<uint32_t>(b) << 16); }
+
+/// The bucket [start, start + n) to quantize: the input itself, or with error feedback
+/// c = g + e written over e (the bucket stays in L1 for the codec's second pass) and returned.
+inline const float* foldErrorFeedback(const float* g, float* ef, size_t start, size_t n) {
+  if (ef == nullptr) return g + start;
+  float* e = ef + start;
+  for (size_t i = 0; i < n; ++i) e[i] = addRn(g[start + i], e[i]);
+  return e;
+}
 
 }  // namespace plexus::codec

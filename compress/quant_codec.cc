@@ -49,13 +49,9 @@ class QuantCodec final : public Codec {
     uint32_t words[8];
     for (size_t start = 0; start < count; start += bucket_) {
       const size_t n = count - start < bucket_ ? count - start : bucket_;
-      // With error feedback, c = g + e overwrites e (the bucket stays in L1 for the second pass).
-      const float* c = input.data() + start;
       float* e = ef.empty() ? nullptr : ef.data() + start;
-      if (e != nullptr) {
-        for (size_t i = 0; i < n; ++i) e[i] = codec::addRn(c[i], e[i]);
-        c = e;
-      }
+      const float* c =
+          codec::foldErrorFeedback(input.data(), ef.empty() ? nullptr : ef.data(), start, n);
       float mn = c[0], mx = c[0];
       for (size_t i = 1; i < n; ++i) {
         mn = codec::minOf(mn, c[i]);

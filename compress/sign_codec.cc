@@ -39,12 +39,9 @@ class SignCodec final : public Codec {
     std::vector<uint8_t> q(bucket_);
     for (size_t start = 0; start < count; start += bucket_) {
       const size_t n = count - start < bucket_ ? count - start : bucket_;
-      const float* c = input.data() + start;
       float* e = ef.empty() ? nullptr : ef.data() + start;
-      if (e != nullptr) {
-        for (size_t i = 0; i < n; ++i) e[i] = codec::addRn(c[i], e[i]);
-        c = e;
-      }
+      const float* c =
+          codec::foldErrorFeedback(input.data(), ef.empty() ? nullptr : ef.data(), start, n);
       float lanes[32] = {};
       for (size_t i = 0; i < n; ++i) {
         const float mag = codec::bitsFloat(codec::floatBits(c[i]) & 0x7fffffffu);
