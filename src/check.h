@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define PLEXUS_CHECK(cond)                                                                   \
-  do {                                                                                       \
-    if (!(cond)) {                                                                           \
+#define PLEXUS_CHECK(cond)                                                                    \
+  do {                                                                                        \
+    if (!(cond)) {                                                                            \
       std::fprintf(stderr, "plexus: CHECK failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                          \
-    }                                                                                        \
+      std::abort();                                                                           \
+    }                                                                                         \
   } while (0)

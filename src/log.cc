@@ -29,10 +29,14 @@ std::atomic<int> gRank{-1};
 
 const char* levelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kError: return "ERROR";
-    case LogLevel::kWarn: return "WARN";
-    case LogLevel::kInfo: return "INFO";
-    case LogLevel::kTrace: return "TRACE";
+    case LogLevel::kError:
+      return "ERROR";
+    case LogLevel::kWarn:
+      return "WARN";
+    case LogLevel::kInfo:
+      return "INFO";
+    case LogLevel::kTrace:
+      return "TRACE";
   }
   return "?";
 }
@@ -46,8 +50,9 @@ void setLogRank(int rank) { gRank.store(rank); }
 void logf(LogLevel level, const char* format, ...) {
   char line[2048];
   int rank = gRank.load();
-  int n = rank >= 0 ? std::snprintf(line, sizeof(line), "plexus[rank %d] %s: ", rank, levelName(level))
-                    : std::snprintf(line, sizeof(line), "plexus %s: ", levelName(level));
+  int n = rank >= 0
+              ? std::snprintf(line, sizeof(line), "plexus[rank %d] %s: ", rank, levelName(level))
+              : std::snprintf(line, sizeof(line), "plexus %s: ", levelName(level));
   va_list args;
   va_start(args, format);
   int m = std::vsnprintf(line + n, sizeof(line) - n - 1, format, args);

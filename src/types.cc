@@ -14,10 +14,10 @@ struct TypeName {
   size_t size;
 };
 constexpr TypeName kTypes[] = {
-    {DataType::kFloat32, "f32", "float", 4},  {DataType::kFloat64, "f64", "double", 8},
-    {DataType::kFloat16, "f16", "half", 2},   {DataType::kBFloat16, "bf16", "bfloat16", 2},
-    {DataType::kInt8, "i8", "int8", 1},       {DataType::kUInt8, "u8", "uint8", 1},
-    {DataType::kInt32, "i32", "int32", 4},    {DataType::kInt64, "i64", "int64", 8},
+    {DataType::kFloat32, "f32", "float", 4}, {DataType::kFloat64, "f64", "double", 8},
+    {DataType::kFloat16, "f16", "half", 2},  {DataType::kBFloat16, "bf16", "bfloat16", 2},
+    {DataType::kInt8, "i8", "int8", 1},      {DataType::kUInt8, "u8", "uint8", 1},
+    {DataType::kInt32, "i32", "int32", 4},   {DataType::kInt64, "i64", "int64", 8},
 };
 constexpr const char* kOpNames[] = {"sum", "prod", "min", "max", "avg"};
 

@@ -91,8 +91,8 @@ class [[nodiscard]] StatusOr {
 
 /// Returns from the enclosing function when `expr` (a Status) is not OK. The one propagation
 /// macro: no hidden goto, no chains.
-#define PLEXUS_TRY(expr)                          \
-  do {                                            \
-    ::plexus::Status plexus_try_status_ = (expr); \
+#define PLEXUS_TRY(expr)                                     \
+  do {                                                       \
+    ::plexus::Status plexus_try_status_ = (expr);            \
     if (!plexus_try_status_.ok()) return plexus_try_status_; \
   } while (0)

@@ -26,11 +26,11 @@ struct LaunchInfo {
   int size = 1;
   int localRank = 0;
   int localSize = 1;
-  std::string storeHost;   ///< where the store listens (rank 0 binds it when it hosts)
-  uint16_t storePort = 0;  ///< its port
+  std::string storeHost;               ///< where the store listens (rank 0 binds it when it hosts)
+  uint16_t storePort = 0;              ///< its port
   bool storeHostedByLauncher = false;  ///< PLEXUS_STORE_HOSTED=1: rank 0 must not host it
-  std::string secret;      ///< PLEXUS_SECRET, else derived from the launcher's job id
-  std::string nodeId;      ///< PLEXUS_NODE_ID when set, else empty (topology uses the host)
+  std::string secret;                  ///< PLEXUS_SECRET, else derived from the launcher's job id
+  std::string nodeId;  ///< PLEXUS_NODE_ID when set, else empty (topology uses the host)
 };
 
 /// Detects the launcher, in this order: torchrun-style (RANK and WORLD_SIZE), Open MPI

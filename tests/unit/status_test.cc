@@ -1,6 +1,7 @@
+#include "plexus/status.h"
+
 #include <gtest/gtest.h>
 
-#include "plexus/status.h"
 #include "plexus/types.h"
 
 namespace plexus {
