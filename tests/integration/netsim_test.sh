@@ -31,9 +31,18 @@ grep -Eq "sent over the links: node0 [1-9][0-9]* MiB node1 [1-9]" "$log" ||
 # Interrupted mid-run (TERM: a background job of a script ignores INT): everything is removed.
 "$netsim" run 2 --prefix "$prefix" -- sleep 60 >"$log" 2>&1 &
 runner=$!
-# Generous: bringing namespaces up can take seconds on a loaded machine.
-for _ in $(seq 600); do [[ -n $(leftovers) ]] && break; sleep 0.1; done
-[[ -n $(leftovers) ]] || fail "the test bed did not come up"
+# Wait for netsim's own "up" line (not for namespace names, which appear before bring-up is
+# complete); generous, since bringing namespaces up can take seconds on a loaded machine.
+for _ in $(seq 600); do
+  grep -q "node(s) up" "$log" && break
+  kill -0 "$runner" 2>/dev/null || break
+  sleep 0.1
+done
+if ! grep -q "node(s) up" "$log"; then
+  rc=0
+  wait "$runner" || rc=$?
+  fail "the test bed did not come up (netsim run exited with $rc)"
+fi
 kill -TERM "$runner"
 wait "$runner" || true
 [[ -z $(leftovers) ]] || fail "interrupted run left namespaces behind: $(leftovers)"
