@@ -38,12 +38,7 @@ class PipelinedBroadcast final : public Algorithm {
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
     if (req.count == 0) return okStatus();
     const int n = ctx.size(), r = ctx.rank();
-    TreeCall call;
-    call.flow = TreeFlow::kDown;
-    call.type = req.type;
-    call.own = static_cast<const uint8_t*>(req.send);
-    call.out = static_cast<uint8_t*>(req.recv);
-    call.chunkElems = treeChunkElems(ctx, req.type);
+    const TreeCall call = treeCallFor(req, ctx, TreeFlow::kDown, static_cast<uint8_t*>(req.recv));
     TreeShare share;
     share.links = chain_ ? chainTree(r, n, req.root) : binomialTree(r, n, req.root);
     share.count = req.count;

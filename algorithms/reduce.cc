@@ -37,14 +37,8 @@ class PipelinedReduce final : public Algorithm {
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
     if (req.count == 0) return okStatus();
     const int n = ctx.size(), r = ctx.rank();
-    TreeCall call;
-    call.flow = TreeFlow::kUp;
-    call.type = req.type;
-    call.op = req.op;
-    call.divisor = n;
-    call.own = static_cast<const uint8_t*>(req.send);
-    call.out = r == req.root ? static_cast<uint8_t*>(req.recv) : nullptr;
-    call.chunkElems = treeChunkElems(ctx, req.type);
+    const TreeCall call = treeCallFor(req, ctx, TreeFlow::kUp,
+                                      r == req.root ? static_cast<uint8_t*>(req.recv) : nullptr);
     TreeShare share;
     // The chain runs towards the root: it is the broadcast chain of root+1, reversed.
     share.links = chain_ ? reversedChain(r, n, req.root) : binomialTree(r, n, req.root);

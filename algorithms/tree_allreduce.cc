@@ -43,14 +43,7 @@ class TreeAllReduce final : public Algorithm {
   }
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
     const int n = ctx.size(), r = ctx.rank();
-    TreeCall call;
-    call.flow = TreeFlow::kUpDown;
-    call.type = req.type;
-    call.op = req.op;
-    call.divisor = n;
-    call.own = static_cast<const uint8_t*>(req.send);
-    call.out = static_cast<uint8_t*>(req.recv);
-    call.chunkElems = treeChunkElems(ctx, req.type);
+    const TreeCall call = treeCallFor(req, ctx, TreeFlow::kUpDown, static_cast<uint8_t*>(req.recv));
     if (req.count == 0) return okStatus();
     const BlockSplit halves(req.count, 2);
     TreeShare shares[2];

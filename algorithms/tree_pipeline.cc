@@ -84,6 +84,19 @@ size_t treeChunkElems(const CollectiveContext& ctx, DataType type) {
   return std::max(kMinChunkBytes, ctx.chunkBytes() / 4) / dataTypeSize(type);
 }
 
+TreeCall treeCallFor(const CollectiveRequest& request, const CollectiveContext& ctx, TreeFlow flow,
+                     uint8_t* out) {
+  TreeCall call;
+  call.flow = flow;
+  call.type = request.type;
+  call.op = request.op;
+  call.divisor = ctx.size();
+  call.own = static_cast<const uint8_t*>(request.send);
+  call.out = out;
+  call.chunkElems = treeChunkElems(ctx, request.type);
+  return call;
+}
+
 Status runTreePipeline(CollectiveContext& ctx, const TreeCall& call, const TreeShare* trees,
                        int numTrees) {
   PLEXUS_CHECK(numTrees >= 1 && numTrees <= 2);

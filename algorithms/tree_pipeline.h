@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "algorithms/algorithm.h"
 #include "algorithms/context.h"
 #include "plexus/types.h"
 
@@ -64,6 +65,11 @@ struct TreeCall {
 /// Piece size of the tree algorithms: PLEXUS_CHUNK_BYTES / 4 (at least 8 KiB), smaller than
 /// the ring's because a tree pays its depth once per piece in flight.
 size_t treeChunkElems(const CollectiveContext& ctx, DataType type);
+
+/// The call for `request` flowing `flow`: its type, op, the world size as kAvg's divisor, its
+/// send buffer as `own`, `out` as the result and treeChunkElems pieces.
+TreeCall treeCallFor(const CollectiveRequest& request, const CollectiveContext& ctx, TreeFlow flow,
+                     uint8_t* out);
 
 /// Runs `call` over `trees` (at most 2). Tags use steps 2·tree (up) and 2·tree+1 (down) and
 /// the piece index as chunk.

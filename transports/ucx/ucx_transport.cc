@@ -9,7 +9,6 @@
 #include <string>
 #include <type_traits>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "src/check.h"
 #include "src/log.h"
