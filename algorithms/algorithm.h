@@ -70,12 +70,24 @@ struct CollectiveRequest {
   size_t bytes() const { return count * dataTypeSize(type); }
 };
 
+/// Latency and inverse bandwidth of one class of link.
+struct LinkCost {
+  double alphaUs = 0;     ///< latency of one message, microseconds
+  double betaUsPerB = 0;  ///< transfer time per byte (1 / bandwidth), microseconds
+};
+
 /// The alpha-beta(-gamma) machine model the cost formulas use (see selector.h for the
-/// measured defaults).
+/// measured defaults), with the shape of the communicator it describes.
 struct CostModel {
-  double alphaUs = 0;      ///< latency of one message, microseconds
-  double betaUsPerB = 0;   ///< transfer time per byte (1 / bandwidth), microseconds
+  /// The link a flat algorithm is paced by: the slowest it crosses (the inter-node link when
+  /// the communicator spans nodes, else the intra-node one).
+  double alphaUs = 0;
+  double betaUsPerB = 0;
   double gammaUsPerB = 0;  ///< reduction time per byte, microseconds
+  LinkCost intra;          ///< between ranks of one node
+  LinkCost inter;          ///< between nodes, as one rank sees it when it has the NIC alone
+  int nodes = 1;           ///< nodes the communicator spans
+  int ranksPerNode = 0;    ///< ranks on every node; 0 when nodes hold different numbers
 };
 
 /// A schedule for one collective.
@@ -103,7 +115,11 @@ class Algorithm {
   virtual Status run(const CollectiveRequest& request, CollectiveContext& context) = 0;
 };
 
+struct Hierarchy;
+
 /// The built-in algorithms, in order of preference, registered explicitly (builtin.cc).
-std::vector<std::unique_ptr<Algorithm>> builtinAlgorithms();
+/// `hierarchy` (owned by the communicator, filled once its sub-communicators exist) serves the
+/// hierarchical algorithms; null leaves them out.
+std::vector<std::unique_ptr<Algorithm>> builtinAlgorithms(const Hierarchy* hierarchy);
 
 }  // namespace plexus

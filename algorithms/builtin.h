@@ -13,6 +13,10 @@ std::unique_ptr<Algorithm> makeRingAllReduce();
 std::unique_ptr<Algorithm> makeRhdAllReduce();
 /// Pipelined double binary tree all-reduce (tree_allreduce.cc).
 std::unique_ptr<Algorithm> makeTreeAllReduce();
+/// Hierarchical all-reduce over the sub-communicators of `hierarchy` (hier_allreduce.cc);
+/// `flat` runs requests when the communicator has nothing to compose.
+std::unique_ptr<Algorithm> makeHierAllReduce(const Hierarchy* hierarchy,
+                                             std::unique_ptr<Algorithm> flat);
 /// Dissemination barrier (barrier.cc).
 std::unique_ptr<Algorithm> makeDisseminationBarrier();
 /// Pipelined binomial-tree and chain broadcast (broadcast.cc).

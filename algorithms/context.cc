@@ -45,8 +45,18 @@ uint64_t CollectiveContext::tag(uint32_t step, uint32_t chunk) const {
   return (seq << (kStepBits + kChunkBits)) | (uint64_t{step} << kChunkBits) | c;
 }
 
+bool CollectiveContext::progressAll() {
+  bool moved = false;
+  for (Transport* t : transports_) moved = t->progress() || moved;
+  return moved;
+}
+
+void CollectiveContext::cancelEverywhere(TransferRequest* req) {
+  if (req->transport != nullptr) req->transport->cancel(req);
+}
+
 Status CollectiveContext::poll() {
-  const bool moved = transport_->progress();
+  const bool moved = progressAll();
   // Deadline and abort are checked on every call, not only when nothing moved: a transport can
   // report activity forever (UCX retrying a dead peer's connection) while the collective waits.
   auto now = std::chrono::steady_clock::now();
@@ -57,8 +67,10 @@ Status CollectiveContext::poll() {
   if (now >= deadline_) {
     // Name who never answered, so that the missing rank can be found from any survivor's log.
     std::string missing;
-    for (int p : transport_->peersWithPendingTransfers()) {
-      missing += (missing.empty() ? " (waiting for rank " : ", rank ") + std::to_string(p);
+    for (Transport* t : transports_) {
+      for (int p : t->peersWithPendingTransfers()) {
+        missing += (missing.empty() ? " (waiting for rank " : ", rank ") + std::to_string(p);
+      }
     }
     return deadlineExceeded(std::string(opName_) + " #" + std::to_string(sequence_) + " on rank " +
                             std::to_string(rank_) + " timed out waiting for its peers" + missing +
@@ -74,8 +86,12 @@ Status CollectiveContext::poll() {
     idle_ = true;
     idleSince_ = now;
   } else if (now - idleSince_ >= spin_ + kYieldWindow) {
+    // With one transport per link level, each gets a share of the block (a wake-up on one
+    // cannot end a sleep on the other).
     auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline_ - now);
-    transport_->waitForEvent(std::min<std::chrono::microseconds>(left, kMaxBlock));
+    auto each = std::min<std::chrono::microseconds>(left, kMaxBlock) /
+                static_cast<int64_t>(transports_.size());
+    for (Transport* t : transports_) t->waitForEvent(each);
   } else if (now - idleSince_ >= spin_) {
     sched_yield();
   }
@@ -124,7 +140,7 @@ void CollectiveContext::cancelAll(TransferRequest* reqs, size_t n) {
 }
 
 void CollectiveContext::cancelAll(TransferRequest* const* reqs, size_t n) {
-  for (size_t i = 0; i < n; ++i) transport_->cancel(reqs[i]);
+  for (size_t i = 0; i < n; ++i) cancelEverywhere(reqs[i]);
   // Cancellation completes inside progress(); bound the wait so a wedged transport cannot hang
   // the error path. A transfer already matched to a dead peer's rendezvous may never complete:
   // it is abandoned, and the transport then never touches the request again.
@@ -134,10 +150,12 @@ void CollectiveContext::cancelAll(TransferRequest* const* reqs, size_t n) {
     for (size_t i = 0; i < n; ++i) all = all && (reqs[i]->done || reqs[i]->handle == nullptr);
     if (all) return;
     if (std::chrono::steady_clock::now() > until) {
-      for (size_t i = 0; i < n; ++i) transport_->abandon(reqs[i]);
+      for (size_t i = 0; i < n; ++i) {
+        if (reqs[i]->transport != nullptr) reqs[i]->transport->abandon(reqs[i]);
+      }
       return;
     }
-    transport_->progress();
+    progressAll();
   }
 }
 

@@ -17,12 +17,14 @@ namespace plexus {
 
 class CollectiveContext {
  public:
-  CollectiveContext(int rank, int size, Transport* transport,
+  /// `transports`: every transport the connections come from (one, or one per link level);
+  /// the context drives them all.
+  CollectiveContext(int rank, int size, std::vector<Transport*> transports,
                     std::vector<std::unique_ptr<Connection>>* connections,
                     const std::atomic<bool>* abortFlag, size_t chunkBytes)
       : rank_(rank),
         size_(size),
-        transport_(transport),
+        transports_(std::move(transports)),
         connections_(connections),
         abortFlag_(abortFlag),
         chunkBytes_(chunkBytes) {}
@@ -65,7 +67,10 @@ class CollectiveContext {
  private:
   int rank_;
   int size_;
-  Transport* transport_;
+  bool progressAll();
+  void cancelEverywhere(TransferRequest* req);
+
+  std::vector<Transport*> transports_;
   std::vector<std::unique_ptr<Connection>>* connections_;
   const std::atomic<bool>* abortFlag_;
   size_t chunkBytes_;

@@ -31,8 +31,8 @@ struct TransportPair {
   Status status;  // why the pair is unusable, if it is
 
   TransportPair() {
-    auto ta = createTransport("ucx", TransportContext{0, 2, nullptr});
-    auto tb = createTransport("ucx", TransportContext{1, 2, nullptr});
+    auto ta = createTransport("ucx", TransportContext{0, 2, nullptr, {}});
+    auto tb = createTransport("ucx", TransportContext{1, 2, nullptr, {}});
     if (!ta.ok() || !tb.ok()) {
       status = ta.ok() ? tb.status() : ta.status();
       return;

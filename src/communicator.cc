@@ -79,6 +79,9 @@ Communicator::~Communicator() = default;
 int Communicator::rank() const { return impl_->rank(); }
 int Communicator::size() const { return impl_->size(); }
 const std::string& Communicator::transportName() const { return impl_->transportName(); }
+int Communicator::numNodes() const { return impl_->topology().numNodes(); }
+int Communicator::localRank() const { return impl_->topology().localRank(impl_->rank()); }
+int Communicator::localSize() const { return impl_->topology().localSize(impl_->rank()); }
 
 Status Communicator::allReduce(const void* sendbuf, void* recvbuf, size_t count, DataType type,
                                ReduceOp op, const CallOptions& call) {

@@ -4,10 +4,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 
+#include "algorithms/builtin.h"
 #include "src/bytes.h"
 #include "src/check.h"
 #include "src/log.h"
+#include "src/topology_detect.h"
 
 namespace plexus::internal {
 namespace {
@@ -25,47 +28,62 @@ constexpr auto kSpinWhenOversubscribed = std::chrono::microseconds(1);
 // Goodbye barrier at destruction: bounded so a dead peer cannot stall teardown for long.
 constexpr auto kGoodbyeTimeout = std::chrono::seconds(10);
 
-std::string hostName() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
-  return buf;
-}
-
 // The store prefix of the world communicator; splits extend it.
 constexpr const char* kWorldPrefix = "world/";
 
-// What every rank publishes about itself.
+// What every rank publishes about its links, once every rank's identity is known: the
+// transport spec of each link level and the address of that level's transport (empty when this
+// rank needs no transport at that level).
 struct PeerRecord {
-  PeerInfo info;
-  std::string transport;
+  int rank = -1;
   uint32_t worldSize = 0;
-  std::vector<uint8_t> address;
+  std::array<std::string, 2> spec;  // [intra-node, inter-node]
+  std::array<std::vector<uint8_t>, 2> address;
 
   std::vector<uint8_t> encode() const {
     ByteWriter w;
-    w.u32(static_cast<uint32_t>(info.rank));
+    w.u32(static_cast<uint32_t>(rank));
     w.u32(worldSize);
-    w.str(info.hostname);
-    w.str(info.nodeId);
-    w.str(transport);
-    w.bytes(address.data(), address.size());
+    for (int level = 0; level < 2; ++level) {
+      w.str(spec[level]);
+      w.bytes(address[level].data(), address[level].size());
+    }
     return w.take();
   }
   static StatusOr<PeerRecord> decode(const std::vector<uint8_t>& blob, int expectedRank) {
     ByteReader r(blob);
     PeerRecord rec;
-    rec.info.rank = static_cast<int>(r.u32());
+    rec.rank = static_cast<int>(r.u32());
     rec.worldSize = r.u32();
-    rec.info.hostname = r.str(kMaxNameBytes);
-    rec.info.nodeId = r.str(kMaxNameBytes);
-    rec.transport = r.str(kMaxNameBytes);
-    rec.address = r.bytes(kMaxAddressBytes);
-    if (!r.ok() || !r.atEnd() || rec.info.rank != expectedRank) {
+    for (int level = 0; level < 2; ++level) {
+      rec.spec[level] = r.str(kMaxNameBytes);
+      rec.address[level] = r.bytes(kMaxAddressBytes);
+    }
+    if (!r.ok() || !r.atEnd() || rec.rank != expectedRank) {
       return invalidArgument("malformed bootstrap record for rank " + std::to_string(expectedRank));
     }
     return rec;
   }
 };
+
+// A communicator as a hierarchical algorithm's phase runs on it.
+class SubCommAdapter final : public SubCommunicator {
+ public:
+  explicit SubCommAdapter(CommunicatorImpl* comm) : comm_(comm) {}
+  int rank() const override { return comm_->rank(); }
+  int size() const override { return comm_->size(); }
+  Status run(const CollectiveRequest& request) override { return comm_->run(request); }
+  StatusOr<Work> runAsync(const CollectiveRequest& request) override {
+    return comm_->runAsync(request);
+  }
+
+ private:
+  CommunicatorImpl* comm_;
+};
+
+// The link level of a link class: 0 inside a node, 1 between nodes.
+int levelOf(LinkClass link) { return link == LinkClass::kCrossNode ? 1 : 0; }
+constexpr const char* kLevelNames[2] = {"intra-node", "inter-node"};
 
 // True when [a, a + an) and [b, b + bn) share a byte.
 bool overlaps(const void* a, size_t an, const void* b, size_t bn) {
@@ -117,7 +135,7 @@ CommunicatorImpl::CommunicatorImpl(int rank, int size, Config config, std::strin
       size_(size),
       config_(std::move(config)),
       prefix_(std::move(prefix)),
-      algorithms_(builtinAlgorithms()) {}
+      algorithms_(builtinAlgorithms(&hierarchy_)) {}
 
 StatusOr<std::unique_ptr<CommunicatorImpl>> CommunicatorImpl::create(Rendezvous rendezvous,
                                                                      int rank, int size,
@@ -131,6 +149,7 @@ StatusOr<std::unique_ptr<CommunicatorImpl>> CommunicatorImpl::create(Rendezvous 
   std::unique_ptr<CommunicatorImpl> comm(
       new CommunicatorImpl(rank, size, std::move(config), kWorldPrefix));
   Status s = comm->bootstrap(rendezvous);
+  if (s.ok()) s = comm->buildHierarchy();
   if (!s.ok()) return s.withContext("rank " + std::to_string(rank) + ": bootstrap");
   return comm;
 }
@@ -165,59 +184,171 @@ Status CommunicatorImpl::bootstrap(Rendezvous& rv) {
 
 // Called with store_->mu held.
 Status CommunicatorImpl::connectPeers() {
+  PLEXUS_TRY(learnTopology());
   auto rules = parseAlgoRules(config_.algo, algorithms_);
   PLEXUS_TRY(rules.status());
+  hierarchy_.model = costModelFor(topology_);
   selector_ =
-      std::make_unique<Selector>(&algorithms_, std::move(rules).value(), defaultCostModel(), size_);
+      std::make_unique<Selector>(&algorithms_, std::move(rules).value(), hierarchy_.model, size_);
+  PLEXUS_TRY(createTransports());
   bootstrap::StoreClient& store = *store_->client;
-  std::vector<std::string> names = availableTransports();
-  transportName_ =
-      config_.transport.empty() ? (names.empty() ? "" : names.front()) : config_.transport;
-  if (transportName_.empty()) {
-    return unimplemented("this build has no transport: install libucx-dev and rebuild");
-  }
-  TransportContext tctx{rank_, size_, &config_};
-  auto transport = createTransport(transportName_, tctx);
-  PLEXUS_TRY(transport.status());
-  transport_ = std::move(transport).value();
-
   auto peerKey = [this](int rank) { return prefix_ + "peer/" + std::to_string(rank); };
   PeerRecord self;
-  self.info = {rank_, hostName(), nodeId_.empty() ? hostName() : nodeId_};
-  self.transport = transportName_;
+  self.rank = rank_;
   self.worldSize = static_cast<uint32_t>(size_);
-  self.address = transport_->localAddress();
+  for (int level = 0; level < 2; ++level) {
+    self.spec[level] = levelSpec_[level];
+    if (levelTransport_[level] != nullptr) {
+      self.address[level] = levelTransport_[level]->localAddress();
+    }
+  }
   PLEXUS_TRY(store.set(peerKey(rank_), self.encode()));
 
   connections_.resize(size_);
-  int ranksOnThisHost = 1;
   for (int p = 0; p < size_; ++p) {
     if (p == rank_) continue;
     auto blob = store.get(peerKey(p), config_.timeout);
     if (!blob.ok()) return blob.status().withContext("waiting for rank " + std::to_string(p));
     auto rec = PeerRecord::decode(*blob, p);
     PLEXUS_TRY(rec.status());
-    if (rec->info.hostname == self.info.hostname) ++ranksOnThisHost;
-    if (rec->transport != transportName_) {
-      return invalidArgument("rank " + std::to_string(p) + " uses transport '" + rec->transport +
-                             "' but this rank uses '" + transportName_ + "' (PLEXUS_TRANSPORT)");
+    const int level = levelOf(topology_.link(rank_, p));
+    const HostTopology& host = topology_.host(p);
+    if (rec->spec[level] != levelSpec_[level]) {
+      return invalidArgument("rank " + std::to_string(p) + " uses transport '" + rec->spec[level] +
+                             "' for " + kLevelNames[level] + " links but this rank uses '" +
+                             levelSpec_[level] + "' (PLEXUS_TRANSPORT" +
+                             (level == 0 ? "_INTRA" : "_INTER") + " or PLEXUS_TRANSPORT)");
     }
-    if (!transport_->canConnect(rec->info)) {
-      return unavailable(std::string(transport_->name()) + " cannot reach rank " +
-                         std::to_string(p) + " on " + rec->info.hostname);
+    Transport* transport = levelTransport_[level];
+    PLEXUS_CHECK(transport != nullptr);
+    if (!transport->canConnect(PeerInfo{p, host.hostname, host.nodeId})) {
+      return unavailable(std::string(transport->name()) + " cannot reach rank " +
+                         std::to_string(p) + " on " + host.hostname);
     }
-    auto conn = transport_->connect(p, rec->address);
+    auto conn = transport->connect(p, rec->address[level]);
     PLEXUS_TRY(conn.status());
     connections_[p] = std::move(conn).value();
   }
+  // A split child sees only its own ranks, but competes for the cores with its parent's.
+  int ranksOnThisHost = ranksOnHost_;
+  for (int p = 0, own = 0; p < size_; ++p) {
+    own += topology_.sameHost(rank_, p) ? 1 : 0;
+    ranksOnThisHost = std::max(ranksOnThisHost, own);
+  }
+  ranksOnHost_ = ranksOnThisHost;
   chooseSpin(ranksOnThisHost);
   PLEXUS_LOG(kInfo,
-             "communicator %s up: rank %d of %d over %s; %d ranks on this host, spin %lld us",
-             prefix_.c_str(), rank_, size_, transport_->describe().c_str(), ranksOnThisHost,
-             static_cast<long long>(spin_.count()));
-  context_ = std::make_unique<CollectiveContext>(rank_, size_, transport_.get(), &connections_,
+             "communicator %s up: rank %d of %d (node %d of %d, local rank %d of %d) over %s; "
+             "%d ranks on this host, spin %lld us",
+             prefix_.c_str(), rank_, size_, topology_.nodeOf(rank_), topology_.numNodes(),
+             topology_.localRank(rank_), topology_.localSize(rank_), describeTransports().c_str(),
+             ranksOnThisHost, static_cast<long long>(spin_.count()));
+  std::vector<Transport*> drive;
+  for (auto& t : transports_) drive.push_back(t.get());
+  context_ = std::make_unique<CollectiveContext>(rank_, size_, std::move(drive), &connections_,
                                                  &aborted_, config_.chunkBytes);
   engine_ = std::make_unique<ProgressEngine>(spin_);
+  return okStatus();
+}
+
+// Called with store_->mu held. Every rank publishes who it is (host, boot id, node id, pid),
+// and all build the same JobTopology from the records.
+Status CommunicatorImpl::learnTopology() {
+  bootstrap::StoreClient& store = *store_->client;
+  HostTopology self;
+  topology_detail::fillIdentity(nodeId_, &self);
+  auto key = [this](int rank) { return prefix_ + "host/" + std::to_string(rank); };
+  PLEXUS_TRY(store.set(key(rank_), encodeHostTopology(self)));
+  std::vector<HostTopology> hosts(size_);
+  for (int p = 0; p < size_; ++p) {
+    if (p == rank_) {
+      hosts[p] = self;
+      continue;
+    }
+    auto blob = store.get(key(p), config_.timeout);
+    if (!blob.ok()) return blob.status().withContext("waiting for rank " + std::to_string(p));
+    auto host = decodeHostTopology(*blob);
+    if (!host.ok()) return host.status().withContext("host record of rank " + std::to_string(p));
+    hosts[p] = std::move(host).value();
+  }
+  auto job = JobTopology::build(std::move(hosts));
+  PLEXUS_TRY(job.status());
+  topology_ = std::move(job).value();
+  return okStatus();
+}
+
+// One transport per link level this rank has, shared when both levels use the same spec.
+Status CommunicatorImpl::createTransports() {
+  std::vector<std::string> names = availableTransports();
+  const std::string fallback = names.empty() ? "" : names.front();
+  bool needed[2] = {size_ == 1, false};  // a lone rank still has a transport (memory checks)
+  for (int p = 0; p < size_; ++p) {
+    if (p != rank_) needed[levelOf(topology_.link(rank_, p))] = true;
+  }
+  for (int level = 0; level < 2; ++level) {
+    const std::string& spec = config_.transportFor(level == 1);
+    levelSpec_[level] = spec.empty() ? fallback : spec;
+    if (levelSpec_[level].empty()) {
+      return unimplemented("this build has no transport: install libucx-dev and rebuild");
+    }
+  }
+  for (int level = 0; level < 2; ++level) {
+    if (!needed[level]) continue;
+    if (level == 1 && levelTransport_[0] != nullptr && levelSpec_[1] == levelSpec_[0]) {
+      levelTransport_[1] = levelTransport_[0];
+      continue;
+    }
+    auto made = createTransport(levelSpec_[level], TransportContext{rank_, size_, &config_, {}});
+    if (!made.ok()) {
+      return made.status().withContext(std::string(kLevelNames[level]) + " transport '" +
+                                       levelSpec_[level] + "'");
+    }
+    transports_.push_back(std::move(made).value());
+    levelTransport_[level] = transports_.back().get();
+  }
+  transportName_.clear();
+  for (auto& t : transports_) {
+    if (transportName_ == t->name()) continue;  // "ucx", not "ucx+ucx", for two UCX levels
+    transportName_ += std::string(transportName_.empty() ? "" : "+") + t->name();
+  }
+  return okStatus();
+}
+
+std::string CommunicatorImpl::describeTransports() const {
+  std::string text;
+  for (int level = 0; level < 2; ++level) {
+    if (levelTransport_[level] == nullptr) continue;
+    if (!text.empty()) text += ", ";
+    text += std::string(kLevelNames[level]) + " " + levelTransport_[level]->describe();
+  }
+  return text;
+}
+
+const std::string& CommunicatorImpl::transportSpecFor(int peer) const {
+  return levelSpec_[levelOf(topology_.link(rank_, peer))];
+}
+
+Status CommunicatorImpl::buildHierarchy() {
+  const int nodes = topology_.numNodes();
+  if (nodes <= 1 || nodes == size_) return okStatus();  // one node, or one rank per node
+  // Both splits are collective over this communicator; every rank makes them in this order.
+  auto local = split(topology_.nodeOf(rank_), rank_);
+  if (!local.ok()) return local.status().withContext("creating the node-local communicator");
+  auto cross = split(topology_.localRank(rank_), rank_);
+  if (!cross.ok()) return cross.status().withContext("creating the cross-node communicator");
+  localComm_ = std::move(local).value();
+  crossComm_ = std::move(cross).value();
+  localSub_ = std::make_unique<SubCommAdapter>(localComm_.get());
+  crossSub_ = std::make_unique<SubCommAdapter>(crossComm_.get());
+  bool uniform = true;
+  for (int node = 0; node < nodes; ++node) {
+    uniform = uniform && topology_.ranksOfNode(node).size() == topology_.ranksOfNode(0).size();
+  }
+  hierarchy_.numNodes = nodes;
+  hierarchy_.worldSize = size_;
+  hierarchy_.uniform = uniform;
+  hierarchy_.cross = crossSub_.get();
+  hierarchy_.local = localSub_.get();  // last: a non-null local means the hierarchy is ready
   return okStatus();
 }
 
@@ -248,9 +379,16 @@ CommunicatorImpl::~CommunicatorImpl() {
       break;
     }
   }
+  // Every rank of a sub-communicator destroys them in the same order (their goodbye barriers).
+  hierarchy_ = Hierarchy();
+  localSub_.reset();
+  crossSub_.reset();
+  localComm_.reset();
+  crossComm_.reset();
   context_.reset();
   connections_.clear();
-  transport_.reset();
+  levelTransport_[0] = levelTransport_[1] = nullptr;
+  transports_.clear();
   store_.reset();
   storeServer_.reset();
 }
@@ -265,10 +403,13 @@ Status CommunicatorImpl::validate(const CollectiveRequest& req) const {
   if (req.memory != MemoryKind::kHost && req.memory != MemoryKind::kCuda) {
     return invalidArgument(where("unknown memory kind"));
   }
-  if (!transport_->supportsMemory(req.memory)) {
-    return unimplemented(where(std::string("transport ") + transport_->name() + " cannot move " +
-                               (req.memory == MemoryKind::kCuda ? "CUDA" : "host") +
-                               " memory in this build"));
+  for (const auto& transport : transports_) {
+    if (!transport->supportsMemory(req.memory)) {
+      return unimplemented(where(std::string("transport ") + transport->name() +
+                                 " cannot move " +
+                                 (req.memory == MemoryKind::kCuda ? "CUDA" : "host") +
+                                 " memory in this build"));
+    }
   }
   if (req.kind == CollectiveKind::kSendRecv) return validateTransfers(req);
   if (!isValidDataType(req.type)) {
@@ -372,7 +513,7 @@ StatusOr<std::unique_ptr<CommunicatorImpl>> CommunicatorImpl::split(int color, i
   const uint64_t seq = splitSequence_++;
   const std::string base = prefix_ + "split" + std::to_string(seq) + "/";
   const std::string what = "split #" + std::to_string(seq) + " on rank " + std::to_string(rank_);
-  std::lock_guard<std::mutex> lock(store_->mu);
+  std::unique_lock<std::mutex> lock(store_->mu);
   bootstrap::StoreClient& store = *store_->client;
   ByteWriter w;
   w.u32(static_cast<uint32_t>(color));
@@ -408,8 +549,11 @@ StatusOr<std::unique_ptr<CommunicatorImpl>> CommunicatorImpl::split(int color, i
       new CommunicatorImpl(childRank, static_cast<int>(members.size()), config_,
                            base + "color" + std::to_string(color) + "/"));
   child->nodeId_ = nodeId_;
+  child->ranksOnHost_ = ranksOnHost_;
   child->store_ = store_;
   Status s = child->connectPeers();
+  lock.unlock();
+  if (s.ok()) s = child->buildHierarchy();
   if (!s.ok()) return s.withContext(what + ": creating the new communicator");
   return child;
 }

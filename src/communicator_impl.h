@@ -10,11 +10,13 @@
 
 #include "algorithms/algorithm.h"
 #include "algorithms/context.h"
+#include "algorithms/hierarchy.h"
 #include "plexus/communicator.h"
 #include "src/bootstrap/store.h"
 #include "src/config.h"
 #include "src/engine.h"
 #include "src/selector.h"
+#include "src/topology.h"
 #include "transports/transport.h"
 
 namespace plexus::internal {
@@ -47,7 +49,14 @@ class CommunicatorImpl {
 
   int rank() const { return rank_; }
   int size() const { return size_; }
+  /// The transports' names: "ucx", or "ucx+ofi" when the link levels use different ones.
   const std::string& transportName() const { return transportName_; }
+  /// Which node every rank is on (from every rank's identity, exchanged at creation).
+  const JobTopology& topology() const { return topology_; }
+  /// The transport spec of the link to `peer` (its level's PLEXUS_TRANSPORT_INTRA/INTER).
+  const std::string& transportSpecFor(int peer) const;
+  /// The spec of each link level: [0] inside a node, [1] between nodes.
+  const std::string& levelSpec(int level) const { return levelSpec_[level]; }
   const Config& config() const { return config_; }
   /// The algorithms this communicator can run (for tools and tests).
   const std::vector<std::unique_ptr<Algorithm>>& algorithms() const { return algorithms_; }
@@ -78,9 +87,15 @@ class CommunicatorImpl {
  private:
   CommunicatorImpl(int rank, int size, Config config, std::string prefix);
   Status bootstrap(Rendezvous& rendezvous);
-  /// Creates the transport, publishes this rank's record under prefix_, connects every peer,
-  /// and starts the engine.
+  /// Learns the topology, creates the transports, publishes this rank's record under prefix_,
+  /// connects every peer, and starts the engine. Called with the store's lock held.
   Status connectPeers();
+  Status learnTopology();
+  Status createTransports();
+  std::string describeTransports() const;
+  /// When the communicator spans nodes with several ranks on some node: splits the node-local
+  /// and cross-node sub-communicators and fills hierarchy_. Collective; store lock not held.
+  Status buildHierarchy();
   void chooseSpin(int ranksOnThisHost);
   Status validateTransfers(const CollectiveRequest& request) const;
   Status execute(const CollectiveRequest& request, Algorithm* algorithm);
@@ -92,7 +107,8 @@ class CommunicatorImpl {
   Config config_;
   std::string transportName_;
   std::chrono::microseconds spin_{0};  // config_.spin, or chosen by chooseSpin
-  std::string nodeId_;                 // published in the peer records
+  std::string nodeId_;                 // published in the host records
+  int ranksOnHost_ = 0;                // of this communicator or the one it was split from
   const std::string prefix_;           // store keys of this communicator: "world/", then per split
   std::unique_ptr<bootstrap::StoreServer> storeServer_;
   std::shared_ptr<SharedStore> store_;
@@ -102,8 +118,16 @@ class CommunicatorImpl {
   int groupDepth_ = 0;
   std::vector<PeerTransfer> group_;
   CallOptions groupCall_;
-  std::unique_ptr<Transport> transport_;
+  JobTopology topology_;
+  std::string levelSpec_[2];                            // transport spec per link level
+  std::vector<std::unique_ptr<Transport>> transports_;  // one, or one per link level
+  Transport* levelTransport_[2] = {nullptr, nullptr};   // null: no peer at that level
   std::vector<std::unique_ptr<Connection>> connections_;  // by peer rank; null for self
+  // The hierarchical algorithms' view of the sub-communicators below (before algorithms_,
+  // which point at it).
+  Hierarchy hierarchy_;
+  std::unique_ptr<CommunicatorImpl> localComm_, crossComm_;
+  std::unique_ptr<SubCommunicator> localSub_, crossSub_;
   std::vector<std::unique_ptr<Algorithm>> algorithms_;
   std::atomic<bool> aborted_{false};
   std::unique_ptr<CollectiveContext> context_;  // used by the driver only

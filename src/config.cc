@@ -67,6 +67,8 @@ bool parseByteSize(const std::string& text, size_t* out) {
 StatusOr<Config> Config::fromEnv(const bootstrap::EnvLookup& env) {
   Config c;
   if (auto v = env("PLEXUS_TRANSPORT")) c.transport = *v;
+  if (auto v = env("PLEXUS_TRANSPORT_INTRA")) c.transportIntra = *v;
+  if (auto v = env("PLEXUS_TRANSPORT_INTER")) c.transportInter = *v;
   int64_t ms = c.timeout.count();
   PLEXUS_TRY(readPositive(env, "PLEXUS_TIMEOUT_MS", int64_t{1} << 40, &ms));
   c.timeout = std::chrono::milliseconds(ms);
@@ -87,7 +89,16 @@ StatusOr<Config> Config::fromEnv(const bootstrap::EnvLookup& env) {
 
 void Config::apply(const CommOptions& options) {
   if (options.timeout) timeout = *options.timeout;
-  if (options.transport) transport = *options.transport;
+  if (options.transport) {
+    transport = *options.transport;
+    transportIntra.clear();
+    transportInter.clear();
+  }
+}
+
+const std::string& Config::transportFor(bool inter) const {
+  const std::string& level = inter ? transportInter : transportIntra;
+  return level.empty() ? transport : level;
 }
 
 }  // namespace plexus

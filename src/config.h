@@ -14,8 +14,13 @@
 namespace plexus {
 
 struct Config {
-  /// PLEXUS_TRANSPORT: transport for every link; empty = the build's first available.
+  /// PLEXUS_TRANSPORT: transport spec for every link; empty = the build's first available.
+  /// A spec is NAME[:OPTION], the option being the transport's own (see TransportContext).
   std::string transport;
+  /// PLEXUS_TRANSPORT_INTRA / PLEXUS_TRANSPORT_INTER: the spec for links inside a node / between
+  /// nodes; empty = `transport`. Example: INTRA=ucx:sm,self INTER=ucx:tcp.
+  std::string transportIntra;
+  std::string transportInter;
   /// PLEXUS_TIMEOUT_MS: deadline of every blocking wait inside a collective and of bootstrap.
   std::chrono::milliseconds timeout{300000};
   /// PLEXUS_CHUNK_BYTES: pipeline chunk of the ring algorithms.
@@ -32,6 +37,9 @@ struct Config {
   static StatusOr<Config> fromEnv(const bootstrap::EnvLookup& env);
   /// Applies the communicator's options on top.
   void apply(const CommOptions& options);
+  /// The transport spec of links inside a node (`inter` false) or between nodes; may be empty
+  /// (the build's default).
+  const std::string& transportFor(bool inter) const;
 };
 
 /// Parses "256k", "4M", "1g", "4096" into bytes. False on junk or overflow.

@@ -1,5 +1,6 @@
 #include "src/selector.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdio>
 #include <limits>
@@ -105,16 +106,35 @@ StatusOr<std::vector<AlgoRule>> parseAlgoRules(
   return rules;
 }
 
-// Defaults fitted to `plexusrun -n 4 plexus-perf allreduce -b 8 -e 64M -a ring|rhd|tree` on the
-// development machine (2 shared cores, UCX shared memory, 4 ranks oversubscribed): the ring's
-// 6 steps took 60-90 us at 8 B (α ≈ 15 us, mostly scheduling), its 64 MiB all-reduce ~116 ms
-// (2 · 3/4 · 64 MiB · β ⇒ β ≈ 1 us/kB, 1 GB/s), and the unpipelined reductions about half the
-// transfer cost (γ ≈ β/2). The tuning table (plexus-tune) will override these per machine.
+// Intra-node defaults fitted to `plexusrun -n 4 plexus-perf allreduce -b 8 -e 64M -a
+// ring|rhd|tree` on the development machine (2 shared cores, UCX shared memory, 4 ranks
+// oversubscribed): the ring's 6 steps took 60-90 us at 8 B (α ≈ 15 us, mostly scheduling), its
+// 64 MiB all-reduce ~116 ms (2 · 3/4 · 64 MiB · β ⇒ β ≈ 1 us/kB, 1 GB/s), and the unpipelined
+// reductions about half the transfer cost (γ ≈ β/2). Inter-node defaults: 10 Gbit/s Ethernet
+// through the kernel's TCP stack (1.25 GB/s, α ≈ 30 us). The tuning table (plexus-tune)
+// replaces both with measurements of the job's own links.
 CostModel defaultCostModel() {
   CostModel m;
-  m.alphaUs = 15.0;
-  m.betaUsPerB = 1.0 / 1000.0;
+  m.intra = {15.0, 1.0 / 1000.0};
+  m.inter = {30.0, 1.0 / 1250.0};
   m.gammaUsPerB = 1.0 / 2000.0;
+  m.alphaUs = m.intra.alphaUs;
+  m.betaUsPerB = m.intra.betaUsPerB;
+  return m;
+}
+
+CostModel costModelFor(const JobTopology& topology, CostModel m) {
+  m.nodes = topology.numNodes();
+  m.ranksPerNode = topology.localSize(0);
+  for (int node = 1; node < m.nodes; ++node) {
+    if (static_cast<int>(topology.ranksOfNode(node).size()) != m.ranksPerNode) m.ranksPerNode = 0;
+  }
+  m.alphaUs = m.intra.alphaUs;
+  m.betaUsPerB = m.intra.betaUsPerB;
+  if (m.nodes > 1) {
+    m.alphaUs = std::max(m.intra.alphaUs, m.inter.alphaUs);
+    m.betaUsPerB = std::max(m.intra.betaUsPerB, m.inter.betaUsPerB);
+  }
   return m;
 }
 

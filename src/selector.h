@@ -19,6 +19,7 @@
 
 #include "algorithms/algorithm.h"
 #include "plexus/status.h"
+#include "src/topology.h"
 
 namespace plexus::internal {
 
@@ -36,8 +37,12 @@ struct AlgoRule {
 StatusOr<std::vector<AlgoRule>> parseAlgoRules(
     const std::string& spec, const std::vector<std::unique_ptr<Algorithm>>& algorithms);
 
-/// The cost model's defaults, measured on the development machine (see selector.cc).
+/// The cost model's defaults: intra-node links measured on the development machine, inter-node
+/// links assumed 10 Gbit/s Ethernet (see selector.cc). Shape: one node.
 CostModel defaultCostModel();
+/// `links` (its intra, inter and gamma) shaped for `topology`: node count, ranks per node, and
+/// the link that paces flat algorithms (the slower of the two when the ranks span nodes).
+CostModel costModelFor(const JobTopology& topology, CostModel links = defaultCostModel());
 
 class Selector {
  public:

@@ -123,8 +123,9 @@ void printMatrix(const JobTopology& job, const LevelTransports& transports, std:
                "possible), NET = across nodes\n");
   if (emulated) {
     std::fprintf(out,
-                 "        NET* = emulated nodes of one host (PLEXUS_NODE_ID): transports may "
-                 "still take shared memory unless told not to (see bench/netsim)\n");
+                 "        NET* = emulated nodes of one host (PLEXUS_NODE_ID): an inter-node "
+                 "transport may still take shared memory unless its spec excludes it, e.g. "
+                 "PLEXUS_TRANSPORT_INTER=ucx:tcp (see bench/netsim)\n");
   }
   std::fprintf(out, "Transports: intra-node %s, inter-node %s; built: ",
                transports.label(transports.intra).c_str(),
@@ -192,7 +193,7 @@ const std::string& LevelTransports::forLink(LinkClass link) const {
 }
 
 std::string LevelTransports::label(const std::string& name) const {
-  bool have = std::find(built.begin(), built.end(), name) != built.end();
+  bool have = std::find(built.begin(), built.end(), transportSpecName(name)) != built.end();
   return have ? name : name + " (not built)";
 }
 

@@ -43,8 +43,17 @@ std::vector<std::string> availableTransports() {
   return names;
 }
 
-StatusOr<std::unique_ptr<Transport>> createTransport(const std::string& name,
-                                                     const TransportContext& context) {
+std::string transportSpecName(const std::string& spec) { return spec.substr(0, spec.find(':')); }
+
+StatusOr<std::unique_ptr<Transport>> createTransport(const std::string& spec,
+                                                     TransportContext context) {
+  const std::string name = transportSpecName(spec);
+  if (name.size() < spec.size()) {
+    context.option = spec.substr(name.size() + 1);
+    if (context.option.empty()) {
+      return invalidArgument("transport spec '" + spec + "' has an empty option after ':'");
+    }
+  }
   std::string known;
   for (const Entry& e : kTransports) {
     if (name == e.name) {

@@ -49,6 +49,9 @@ struct TransferRequest {
   /// Transport-private: the operation in flight (for cancel()) and who started it.
   void* handle = nullptr;
   void* owner = nullptr;
+  /// The transport that holds it in flight (set with `owner`): cancel() and abandon() go there,
+  /// since a communicator may drive one transport per link level.
+  class Transport* transport = nullptr;
 
   void reset() {
     done = false;
@@ -56,6 +59,7 @@ struct TransferRequest {
     bytes = 0;
     handle = nullptr;
     owner = nullptr;
+    transport = nullptr;
   }
 };
 
@@ -126,12 +130,19 @@ struct TransportContext {
   int rank = 0;
   int size = 1;
   const Config* config = nullptr;
+  /// The transport's own option, from a spec "NAME:OPTION" (empty: its defaults). ucx: the
+  /// UCX_TLS list for this instance only (e.g. "sm,self", "tcp"); ofi: the provider name (e.g.
+  /// "shm", "tcp"), in place of PLEXUS_OFI_PROVIDER.
+  std::string option;
 };
 
-/// Creates the transport named `name` ("ucx", ...). InvalidArgument for an unknown name,
-/// Unimplemented for a known one this build lacks (with the option that enables it).
-StatusOr<std::unique_ptr<Transport>> createTransport(const std::string& name,
-                                                     const TransportContext& context);
+/// Creates the transport a spec names: "NAME" or "NAME:OPTION" ("ucx", "ucx:tcp", "ofi:shm"),
+/// the option overriding `context.option`. InvalidArgument for an unknown name, Unimplemented
+/// for a known one this build lacks (with the option that enables it).
+StatusOr<std::unique_ptr<Transport>> createTransport(const std::string& spec,
+                                                     TransportContext context);
+/// The NAME part of a transport spec.
+std::string transportSpecName(const std::string& spec);
 /// Names of the transports compiled into this build, in order of preference.
 std::vector<std::string> availableTransports();
 

@@ -28,11 +28,10 @@
 # memory or CMA between "nodes" and the shaped link would carry nothing. `run` therefore sets (unless
 # already set) UCX_TLS=tcp,self and UCX_NET_DEVICES=plx0, and FI_PROVIDER=tcp, FI_TCP_IFACE=plx0
 # for libfabric. Ranks of one node then also talk over TCP (through the kernel's local route,
-# unshaped). Once Plexus has per-level transports, the intra-node level gets its own transport
-# instance with shared memory (e.g. UCX_TLS=sm,self for that context only, or
-# PLEXUS_TRANSPORT_INTRA pointing at a shm/CUDA IPC transport) while the inter-node level keeps
-# tcp on plx0; a single UCX context cannot be told "shm inside a node, tcp across nodes" because
-# UCX decides reachability by host identity, which every namespace shares.
+# unshaped), unless the intra-node level gets its own transport instance with shared memory:
+# PLEXUS_TRANSPORT_INTRA=ucx:sm,self (the spec's option replaces UCX_TLS for that instance only),
+# while inter-node links keep tcp on plx0. A single UCX context cannot be told "shm inside a
+# node, tcp across nodes": UCX decides reachability by host identity, which namespaces share.
 #
 # Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN), iproute2; python3 for `check`. Exits 77 (the
 # ctest skip code) when network namespaces cannot be created here.
@@ -216,7 +215,6 @@ run() {
       timeout -k 5 "$timeout_s" "$@" > >(sed -u "s/^/[$r] /") 2>&1 &
     pids+=($!)
   done
-  # First failure wins: its status is the script's, and the other ranks are stopped.
   # First failure wins: its status is the script's, and the other ranks are stopped. Polled,
   # because `wait -n` cannot be given a set of pids reliably once some have been reaped.
   local status=0 rc left=$n

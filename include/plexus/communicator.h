@@ -60,8 +60,15 @@ class PLEXUS_API Communicator {
   int rank() const;
   /// Number of ranks.
   int size() const;
-  /// Name of the transport the links use, e.g. "ucx".
+  /// Name of the transport the links use, e.g. "ucx"; "ucx+ofi" when links inside a node and
+  /// between nodes use different ones (PLEXUS_TRANSPORT_INTRA / PLEXUS_TRANSPORT_INTER).
   const std::string& transportName() const;
+  /// Number of nodes the ranks run on (hosts, or the emulated nodes PLEXUS_NODE_ID names).
+  int numNodes() const;
+  /// This rank's index among the ranks of its node, in [0, localSize()).
+  int localRank() const;
+  /// Number of ranks on this rank's node.
+  int localSize() const;
 
   /// Element-wise reduction of `count` elements of `type` from every rank's `sendbuf` into every
   /// rank's `recvbuf`. In-place when sendbuf == recvbuf. Buffers must not otherwise overlap.

@@ -14,7 +14,8 @@ namespace plexus {
 struct CommOptions {
   /// Deadline of every blocking wait inside a collective (PLEXUS_TIMEOUT_MS).
   std::optional<std::chrono::milliseconds> timeout;
-  /// Transport by name, e.g. "ucx" (PLEXUS_TRANSPORT).
+  /// Transport spec for every link, e.g. "ucx" or "ucx:tcp" (PLEXUS_TRANSPORT); overrides the
+  /// per-level PLEXUS_TRANSPORT_INTRA and PLEXUS_TRANSPORT_INTER too.
   std::optional<std::string> transport;
 };
 

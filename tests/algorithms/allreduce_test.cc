@@ -15,33 +15,8 @@
 namespace plexus {
 namespace {
 
-using testing::expected;
-using testing::input;
+using testing::checkAllReduce;
 using testing::runWorld;
-using testing::store;
-
-// Runs one all-reduce and returns the index of the first wrong element, or -1.
-int64_t checkOne(Communicator& comm, size_t count, DataType t, ReduceOp op, bool inPlace) {
-  const size_t elem = dataTypeSize(t);
-  const int n = comm.size();
-  std::vector<uint8_t> send(count * elem + 1), recv(count * elem + 1, 0xAB), want(count * elem + 1);
-  for (size_t i = 0; i < count; ++i) {
-    store(t, send.data(), i, input(t, op, comm.rank(), i));
-    store(t, want.data(), i, expected(t, op, n, i));
-  }
-  // A guard byte past the end catches writes beyond count.
-  recv[count * elem] = send[count * elem] = 0x5A;
-  if (inPlace) std::memcpy(recv.data(), send.data(), count * elem);
-  Status s = comm.allReduce(inPlace ? recv.data() : send.data(), recv.data(), count, t, op);
-  EXPECT_TRUE(s.ok()) << s.toString();
-  if (recv[count * elem] != 0x5A) return static_cast<int64_t>(count);
-  for (size_t i = 0; i < count; ++i) {
-    if (std::memcmp(recv.data() + i * elem, want.data() + i * elem, elem) != 0) {
-      return static_cast<int64_t>(i);
-    }
-  }
-  return -1;
-}
 
 class AllReduceWorld : public ::testing::TestWithParam<int> {};
 
@@ -54,7 +29,7 @@ TEST_P(AllReduceWorld, EveryCountTypeOpAndPlacement) {
           for (bool inPlace : {false, true}) {
             auto type = static_cast<DataType>(t);
             auto op = static_cast<ReduceOp>(o);
-            int64_t bad = checkOne(comm, count, type, op, inPlace);
+            int64_t bad = checkAllReduce(comm, count, type, op, inPlace);
             ASSERT_EQ(bad, -1) << "count " << count << " " << dataTypeName(type) << " "
                                << reduceOpName(op) << (inPlace ? " in-place" : " out-of-place")
                                << ": first wrong element " << bad;

@@ -172,7 +172,7 @@ TEST(Selector, NeverPicksAnAlgorithmThatCannotRunTheRequest) {
 }
 
 TEST(Selector, ParsesTheOverrideSyntax) {
-  auto algos = builtinAlgorithms();
+  auto algos = builtinAlgorithms(nullptr);
   auto rules = internal::parseAlgoRules("allreduce:0-64k:rhd;64k-1M:tree;1m-inf:ring#", algos);
   EXPECT_FALSE(rules.ok());  // '#' is not part of an algorithm name
   rules = internal::parseAlgoRules("allreduce:0-64k:rhd;64k-1M:tree;allgather:ring;ring", algos);

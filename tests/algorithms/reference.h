@@ -7,8 +7,12 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
+
+#include <gtest/gtest.h>
 
 #include "bench/perf/perf_values.h"
+#include "plexus/communicator.h"
 #include "plexus/types.h"
 #include "src/reduce_cpu.h"
 
@@ -68,6 +72,27 @@ inline int64_t firstDifference(const void* got, const void* want, size_t count, 
     if (std::memcmp(g + i * elem, w + i * elem, elem) != 0) return static_cast<int64_t>(i);
   }
   return -1;
+}
+
+/// Runs one all-reduce of input() values on `comm` and returns the index of the first element
+/// that differs from expected(), `count` when it wrote past the end, or -1 when all are right.
+inline int64_t checkAllReduce(Communicator& comm, size_t count, DataType t, ReduceOp op,
+                              bool inPlace) {
+  const size_t elem = dataTypeSize(t);
+  const int n = comm.size();
+  std::vector<uint8_t> send(count * elem + 1), recv(count * elem + 1, 0xAB), want(count * elem + 1);
+  for (size_t i = 0; i < count; ++i) {
+    store(t, send.data(), i, input(t, op, comm.rank(), i));
+    store(t, want.data(), i, expected(t, op, n, i));
+  }
+  // A guard byte past the end catches writes beyond count.
+  recv[count * elem] = send[count * elem] = 0x5A;
+  if (inPlace) std::memcpy(recv.data(), send.data(), count * elem);
+  Status s = comm.allReduce(inPlace ? recv.data() : send.data(), recv.data(), count, t, op);
+  EXPECT_TRUE(s.ok()) << s.toString();
+  if (recv[count * elem] != 0x5A) return static_cast<int64_t>(count);
+  const int64_t bad = firstDifference(recv.data(), want.data(), count, t);
+  return bad;
 }
 
 }  // namespace plexus::testing

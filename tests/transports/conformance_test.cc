@@ -301,7 +301,7 @@ TEST_P(Conformance, RepeatedSetupAndTeardownLeaksNothing) {
     for (int round = 0; round < 3; ++round) {
       std::unique_ptr<Transport> t[2];
       for (int r = 0; r < 2; ++r) {
-        auto made = createTransport(GetParam().transport, TransportContext{r, 2, nullptr});
+        auto made = createTransport(GetParam().transport, TransportContext{r, 2, nullptr, {}});
         ASSERT_TRUE(made.ok()) << made.status().toString();
         t[r] = std::move(made).value();
       }

@@ -64,7 +64,7 @@ void rankMain(const std::string& name, int rank, int size, const fs::path& dir,
   // As in tests/harness/world.cc: UCX's memory hooks can deadlock in a forked (not exec'd) child.
   ::setenv("UCX_RCACHE_ENABLE", "n", 0);
   for (const auto& [k, v] : options.env) ::setenv(k.c_str(), v.c_str(), 1);
-  auto transport = createTransport(name, TransportContext{rank, size, nullptr});
+  auto transport = createTransport(name, TransportContext{rank, size, nullptr, {}});
   ASSERT_TRUE(transport.ok()) << transport.status().toString();
   TransportRank self(rank, size, std::move(transport).value());
   std::vector<std::vector<uint8_t>> addresses;

@@ -281,6 +281,7 @@ Status OfiTransport::start(bool isRecv, int peer, fi_addr_t addr, const void* bu
   }
   req->reset();
   req->owner = this;
+  req->transport = this;
   OfiOp* op = takeOp();
   op->req = req;
   op->region = region;
@@ -452,6 +453,7 @@ void OfiTransport::abandon(TransferRequest* req) {
   }
   req->handle = nullptr;
   req->owner = nullptr;
+  req->transport = nullptr;
 }
 
 std::vector<int> OfiTransport::peersWithPendingTransfers() const {
@@ -494,7 +496,10 @@ StatusOr<std::unique_ptr<Transport>> createOfiTransport(const TransportContext& 
   std::call_once(rxmDefaults, [] { ::setenv("FI_OFI_RXM_ENABLE_DYN_RBUF", "0", 0); });
   int rankBits = 1;
   while ((1 << rankBits) < context.size) ++rankBits;
-  auto info = ofi::chooseProvider(envOr("PLEXUS_OFI_PROVIDER", ""), kTagBits + rankBits);
+  // A spec's option ("ofi:shm") names the provider of this instance, over PLEXUS_OFI_PROVIDER.
+  auto info = ofi::chooseProvider(
+      context.option.empty() ? envOr("PLEXUS_OFI_PROVIDER", "") : context.option,
+      kTagBits + rankBits);
   PLEXUS_TRY(info.status());
   auto transport = std::make_unique<OfiTransport>(context.rank, std::move(info).value());
   PLEXUS_TRY(transport->open(context.size));

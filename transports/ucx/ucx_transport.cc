@@ -56,12 +56,14 @@ struct OpSlot {
 
 class UcxTransport final : public Transport {
  public:
-  UcxTransport(int rank, ContextPtr context, WorkerPtr worker, int eventFd, bool peerErrors)
+  UcxTransport(int rank, ContextPtr context, WorkerPtr worker, int eventFd, bool peerErrors,
+               std::string tls)
       : rank_(rank),
         context_(std::move(context)),
         worker_(std::move(worker)),
         eventFd_(eventFd),
-        peerErrors_(peerErrors) {}
+        peerErrors_(peerErrors),
+        tls_(std::move(tls)) {}
   ~UcxTransport() override;
 
   const char* name() const override { return "ucx"; }
@@ -97,6 +99,7 @@ class UcxTransport final : public Transport {
   std::unordered_map<ucp_ep_h, int> peerOfEndpoint_;
   std::unordered_map<int, std::string> failedPeers_;  // peer -> why
   bool closeTimedOut_ = false;  // a flush-close timed out: force the remaining ones
+  std::string tls_;             // the transports this instance may use, for describe()
 };
 
 class UcxConnection final : public Connection {
@@ -180,6 +183,7 @@ Status UcxConnection::isend(const void* buf, size_t len, uint64_t tag, TransferR
   }
   req->handle = sp;
   req->owner = slot;
+  req->transport = transport_;
   return okStatus();
 }
 
@@ -205,6 +209,7 @@ Status UcxConnection::irecv(void* buf, size_t len, uint64_t tag, TransferRequest
   if (req->done || sp == nullptr) return okStatus();  // the callback already ran
   req->handle = sp;
   req->owner = slot;
+  req->transport = transport_;
   return okStatus();
 }
 
@@ -215,11 +220,10 @@ UcxTransport::~UcxTransport() {
 }
 
 std::string UcxTransport::describe() const {
-  const char* tls = std::getenv("UCX_TLS");
   unsigned major = 0, minor = 0, release = 0;
   ucp_get_version(&major, &minor, &release);
   return "ucx " + std::to_string(major) + "." + std::to_string(minor) + "." +
-         std::to_string(release) + " (UCX_TLS=" + (tls != nullptr ? tls : "all") + ")";
+         std::to_string(release) + " (UCX_TLS=" + tls_ + ")";
 }
 
 std::vector<uint8_t> UcxTransport::localAddress() const {
@@ -338,6 +342,7 @@ void UcxTransport::abandon(TransferRequest* req) {
   static_cast<OpSlot*>(req->owner)->req = nullptr;  // its completion will touch nothing
   req->handle = nullptr;
   req->owner = nullptr;
+  req->transport = nullptr;
 }
 
 OpSlot* UcxTransport::acquireSlot(TransferRequest* req, int peer, bool isRecv) {
@@ -366,6 +371,19 @@ StatusOr<std::unique_ptr<Transport>> createUcxTransport(const TransportContext& 
   ucp_config_t* config = nullptr;
   ucs_status_t s = ucp_config_read(nullptr, nullptr, &config);
   if (s != UCS_OK) return internalError("ucx: reading the configuration failed: " + ucsError(s));
+  // A per-level spec ("ucx:sm,self") restricts this instance only: UCX_TLS is process-wide, but
+  // one process may need shared memory inside its node and the network across nodes.
+  const char* envTls = std::getenv("UCX_TLS");
+  std::string tls = !context.option.empty() ? context.option : envTls != nullptr ? envTls : "all";
+  if (!context.option.empty()) {
+    s = ucp_config_modify(config, "TLS", context.option.c_str());
+    if (s != UCS_OK) {
+      ucp_config_release(config);
+      return invalidArgument("ucx: transport list '" + context.option +
+                             "' (from the spec ucx:" + context.option + ") is invalid: " +
+                             ucsError(s));
+    }
+  }
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_ESTIMATED_NUM_EPS;
   params.features = UCP_FEATURE_TAG | UCP_FEATURE_WAKEUP;
@@ -390,7 +408,7 @@ StatusOr<std::unique_ptr<Transport>> createUcxTransport(const TransportContext& 
   const char* peerErrors = std::getenv("PLEXUS_UCX_PEER_ERRORS");
   bool wantPeerErrors = peerErrors != nullptr && std::string(peerErrors) == "1";
   return std::unique_ptr<Transport>(std::make_unique<UcxTransport>(
-      context.rank, std::move(ctx), std::move(worker), fd, wantPeerErrors));
+      context.rank, std::move(ctx), std::move(worker), fd, wantPeerErrors, std::move(tls)));
 }
 
 }  // namespace plexus
