@@ -60,7 +60,7 @@ test-tsan: deps
 # libFuzzer over every parser of peer-controlled bytes, FUZZ_RUNS executions each, starting
 # from the seed corpus (clang with ASan + UBSan).
 FUZZ_RUNS ?= 10000000
-FUZZ_TARGETS := store_frames codec_payload unique_id
+FUZZ_TARGETS := store_frames codec_payload unique_id peer_records
 fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja $(SAN_CMAKE) -DPLEXUS_SANITIZE=address \
 	  -DPLEXUS_FUZZ=ON -DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link

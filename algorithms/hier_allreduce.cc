@@ -138,8 +138,8 @@ class HierAllReduce final : public Algorithm {
     double depth = 0;
     while ((1 << static_cast<int>(depth)) < local) ++depth;
     const double node = 2 * depth * (m.intra.alphaUs + s * (m.intra.betaUsPerB + m.gammaUsPerB));
-    const double net = 2 * (nodes - 1) * m.inter.alphaUs +
-                       2.0 * (nodes - 1) / nodes * s * m.inter.betaUsPerB;
+    const double net =
+        2 * (nodes - 1) * m.inter.alphaUs + 2.0 * (nodes - 1) / nodes * s * m.inter.betaUsPerB;
     return pipelined(node, net, segmentsFor(req.bytes()));
   }
 
@@ -152,8 +152,8 @@ class HierAllReduce final : public Algorithm {
     (void)n;
     const double f = (local - 1.0) / local;
     const double node = 2 * (local - 1) * m.intra.alphaUs + 2 * f * s * m.intra.betaUsPerB;
-    const double net = 2 * (nodes - 1) * m.inter.alphaUs +
-                       2.0 * (nodes - 1) / nodes * s * m.inter.betaUsPerB;
+    const double net =
+        2 * (nodes - 1) * m.inter.alphaUs + 2.0 * (nodes - 1) / nodes * s * m.inter.betaUsPerB;
     return pipelined(node, net, segmentsFor(req.bytes()));
   }
 
@@ -197,15 +197,15 @@ class HierAllReduce final : public Algorithm {
         [&](size_t i) {
           auto [q0, q] = shardOf(i);
           if (req.op == ReduceOp::kAvg) divideInPlace(req.type, mine(i), q, worldSize);
-          return local.run(subRequest(req, CollectiveKind::kAllGather, q, mine(i),
-                                      recv + q0 * ranks * elem));
+          return local.run(
+              subRequest(req, CollectiveKind::kAllGather, q, mine(i), recv + q0 * ranks * elem));
         });
     PLEXUS_TRY(s);
     if (tail == 0) return okStatus();
     // The last count mod L elements: reduced inside the node, then across it.
     uint8_t* out = recv + whole * elem;
-    PLEXUS_TRY(local.run(subRequest(req, CollectiveKind::kAllReduce, tail, send + whole * elem,
-                                    out)));
+    PLEXUS_TRY(
+        local.run(subRequest(req, CollectiveKind::kAllReduce, tail, send + whole * elem, out)));
     PLEXUS_TRY(cross.run(subRequest(req, CollectiveKind::kAllReduce, tail, out, out)));
     if (req.op == ReduceOp::kAvg) divideInPlace(req.type, out, tail, worldSize);
     return okStatus();
@@ -229,16 +229,16 @@ class HierAllReduce final : public Algorithm {
         segments,
         [&](size_t i) {
           auto [at, cnt] = range(i);
-          return local.run(subRequest(req, CollectiveKind::kReduce, cnt, send + at * elem,
-                                      recv + at * elem, 0));
+          return local.run(
+              subRequest(req, CollectiveKind::kReduce, cnt, send + at * elem, recv + at * elem, 0));
         },
         [&](size_t i, bool async) -> StatusOr<std::optional<Work>> {
           if (!leader) return std::optional<Work>();
           auto [at, cnt] = range(i);
-          return inPhase(leaders,
-                         subRequest(req, CollectiveKind::kAllReduce, cnt, recv + at * elem,
-                                    recv + at * elem),
-                         async);
+          return inPhase(
+              leaders,
+              subRequest(req, CollectiveKind::kAllReduce, cnt, recv + at * elem, recv + at * elem),
+              async);
         },
         [&](size_t i) {
           auto [at, cnt] = range(i);

@@ -82,6 +82,8 @@ const std::string& Communicator::transportName() const { return impl_->transport
 int Communicator::numNodes() const { return impl_->topology().numNodes(); }
 int Communicator::localRank() const { return impl_->topology().localRank(impl_->rank()); }
 int Communicator::localSize() const { return impl_->topology().localSize(impl_->rank()); }
+void Communicator::abort() { impl_->abort(); }
+Status Communicator::asyncError() const { return impl_->asyncError(); }
 
 Status Communicator::allReduce(const void* sendbuf, void* recvbuf, size_t count, DataType type,
                                ReduceOp op, const CallOptions& call) {

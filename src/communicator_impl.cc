@@ -10,14 +10,12 @@
 #include "src/bytes.h"
 #include "src/check.h"
 #include "src/log.h"
+#include "src/peer_record.h"
 #include "src/topology_detect.h"
 
 namespace plexus::internal {
 namespace {
 
-// Caps on what a peer's published record may hold.
-constexpr size_t kMaxNameBytes = 256;
-constexpr size_t kMaxAddressBytes = 64 * 1024;
 // Spin budgets before a waiting driver blocks: long when every rank of this host has a core
 // (blocking costs a wake-up, several microseconds), near zero when ranks outnumber cores (a
 // spinning rank steals the core the rank it waits for needs: 8 ranks on 2 cores ran 10x slower
@@ -30,41 +28,6 @@ constexpr auto kGoodbyeTimeout = std::chrono::seconds(10);
 
 // The store prefix of the world communicator; splits extend it.
 constexpr const char* kWorldPrefix = "world/";
-
-// What every rank publishes about its links, once every rank's identity is known: the
-// transport spec of each link level and the address of that level's transport (empty when this
-// rank needs no transport at that level).
-struct PeerRecord {
-  int rank = -1;
-  uint32_t worldSize = 0;
-  std::array<std::string, 2> spec;  // [intra-node, inter-node]
-  std::array<std::vector<uint8_t>, 2> address;
-
-  std::vector<uint8_t> encode() const {
-    ByteWriter w;
-    w.u32(static_cast<uint32_t>(rank));
-    w.u32(worldSize);
-    for (int level = 0; level < 2; ++level) {
-      w.str(spec[level]);
-      w.bytes(address[level].data(), address[level].size());
-    }
-    return w.take();
-  }
-  static StatusOr<PeerRecord> decode(const std::vector<uint8_t>& blob, int expectedRank) {
-    ByteReader r(blob);
-    PeerRecord rec;
-    rec.rank = static_cast<int>(r.u32());
-    rec.worldSize = r.u32();
-    for (int level = 0; level < 2; ++level) {
-      rec.spec[level] = r.str(kMaxNameBytes);
-      rec.address[level] = r.bytes(kMaxAddressBytes);
-    }
-    if (!r.ok() || !r.atEnd() || rec.rank != expectedRank) {
-      return invalidArgument("malformed bootstrap record for rank " + std::to_string(expectedRank));
-    }
-    return rec;
-  }
-};
 
 // A communicator as a hierarchical algorithm's phase runs on it.
 class SubCommAdapter final : public SubCommunicator {
@@ -405,8 +368,7 @@ Status CommunicatorImpl::validate(const CollectiveRequest& req) const {
   }
   for (const auto& transport : transports_) {
     if (!transport->supportsMemory(req.memory)) {
-      return unimplemented(where(std::string("transport ") + transport->name() +
-                                 " cannot move " +
+      return unimplemented(where(std::string("transport ") + transport->name() + " cannot move " +
                                  (req.memory == MemoryKind::kCuda ? "CUDA" : "host") +
                                  " memory in this build"));
     }
@@ -479,13 +441,52 @@ Status CommunicatorImpl::validateTransfers(const CollectiveRequest& req) const {
 }
 
 Status CommunicatorImpl::execute(const CollectiveRequest& req, Algorithm* algorithm) {
-  context_->begin(sequence_++, collectiveName(req.kind), config_.timeout, spin_);
+  const uint64_t seq = sequence_++;
+  context_->begin(seq, collectiveName(req.kind), config_.timeout, spin_);
+  flight_.begin(seq, req.kind, req.bytes(), algorithm->name());
   PLEXUS_LOG(kTrace, "%s #%llu: %zu x %s with %s", collectiveName(req.kind),
-             static_cast<unsigned long long>(context_->sequence()), req.count,
-             dataTypeName(req.type), algorithm->name());
+             static_cast<unsigned long long>(seq), req.count, dataTypeName(req.type),
+             algorithm->name());
   Status s = algorithm->run(req, *context_);
-  if (!s.ok()) PLEXUS_LOG(kWarn, "%s", s.toString().c_str());
+  flight_.end(seq, s);
+  if (s.ok()) return s;
+  PLEXUS_LOG(kWarn, "%s", s.toString().c_str());
+  {
+    std::lock_guard<std::mutex> lock(errorMu_);
+    if (firstError_.ok()) firstError_ = s;
+  }
+  if (s.code() == StatusCode::kDeadlineExceeded || s.code() == StatusCode::kUnavailable) {
+    // Every rank numbers its collectives alike: the rank whose last number is lowest is the
+    // one the others wait for.
+    PLEXUS_LOG(kWarn,
+               "flight recorder of communicator %s, rank %d (last operations, oldest first):",
+               prefix_.c_str(), rank_);
+    const std::string dump = flight_.dump();
+    for (size_t at = 0, nl; at < dump.size(); at = nl + 1) {  // a line each: logs cap lines
+      nl = dump.find('\n', at);
+      if (nl == std::string::npos) nl = dump.size();
+      PLEXUS_LOG(kWarn, "%s", dump.substr(at, nl - at).c_str());
+    }
+  }
   return s;
+}
+
+void CommunicatorImpl::abort() {
+  if (aborted_.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> lock(errorMu_);
+    if (firstError_.ok()) {
+      firstError_ =
+          aborted("communicator " + prefix_ + " on rank " + std::to_string(rank_) + " was aborted");
+    }
+  }
+  if (localComm_ != nullptr) localComm_->abort();
+  if (crossComm_ != nullptr) crossComm_->abort();
+}
+
+Status CommunicatorImpl::asyncError() const {
+  std::lock_guard<std::mutex> lock(errorMu_);
+  return firstError_;
 }
 
 Status CommunicatorImpl::run(const CollectiveRequest& req, const std::string& algorithm) {

@@ -15,6 +15,7 @@
 #include "src/bootstrap/store.h"
 #include "src/config.h"
 #include "src/engine.h"
+#include "src/flight_recorder.h"
 #include "src/selector.h"
 #include "src/topology.h"
 #include "transports/transport.h"
@@ -75,6 +76,15 @@ class CommunicatorImpl {
   /// communicator's store and has its own transport, so the two run collectives independently.
   StatusOr<std::unique_ptr<CommunicatorImpl>> split(int color, int key);
 
+  /// Makes pending and future operations fail with Aborted, promptly (the waits check the flag
+  /// on every poll), here and on the hierarchy's sub-communicators. Any thread.
+  void abort();
+  /// The first error an operation hit while running (a failed peer, a timeout, an abort); OK
+  /// while there was none. Errors of validation, returned before anything ran, do not count.
+  Status asyncError() const;
+  /// The last operations this rank ran (for tools and tests; dumped on a timeout).
+  const FlightRecorder& flightRecorder() const { return flight_; }
+
   /// Opens a send/recv group; groups nest (only the outermost end runs it).
   Status groupStart();
   /// Adds `transfer` to the open group, or runs it alone (blocking) when none is open.
@@ -119,9 +129,9 @@ class CommunicatorImpl {
   std::vector<PeerTransfer> group_;
   CallOptions groupCall_;
   JobTopology topology_;
-  std::string levelSpec_[2];                            // transport spec per link level
-  std::vector<std::unique_ptr<Transport>> transports_;  // one, or one per link level
-  Transport* levelTransport_[2] = {nullptr, nullptr};   // null: no peer at that level
+  std::string levelSpec_[2];                              // transport spec per link level
+  std::vector<std::unique_ptr<Transport>> transports_;    // one, or one per link level
+  Transport* levelTransport_[2] = {nullptr, nullptr};     // null: no peer at that level
   std::vector<std::unique_ptr<Connection>> connections_;  // by peer rank; null for self
   // The hierarchical algorithms' view of the sub-communicators below (before algorithms_,
   // which point at it).
@@ -130,6 +140,9 @@ class CommunicatorImpl {
   std::unique_ptr<SubCommunicator> localSub_, crossSub_;
   std::vector<std::unique_ptr<Algorithm>> algorithms_;
   std::atomic<bool> aborted_{false};
+  mutable std::mutex errorMu_;  // guards firstError_
+  Status firstError_;
+  FlightRecorder flight_;
   std::unique_ptr<CollectiveContext> context_;  // used by the driver only
   uint64_t sequence_ = 0;                       // driver only
   std::unique_ptr<ProgressEngine> engine_;      // last: stops first

@@ -70,6 +70,16 @@ class PLEXUS_API Communicator {
   /// Number of ranks on this rank's node.
   int localSize() const;
 
+  /// Makes pending and future operations of this communicator return Aborted, promptly; safe
+  /// from any thread, e.g. a watchdog. The peers are not told: theirs fail by their own timeout
+  /// or peer-failure detection. Destroying the communicator afterwards releases everything
+  /// without waiting for the peers.
+  void abort();
+  /// The first error an operation of this communicator hit while running — a failed peer, a
+  /// timeout, an abort — or OK while none has (like ncclCommGetAsyncError). Argument errors,
+  /// returned before anything ran, do not count.
+  Status asyncError() const;
+
   /// Element-wise reduction of `count` elements of `type` from every rank's `sendbuf` into every
   /// rank's `recvbuf`. In-place when sendbuf == recvbuf. Buffers must not otherwise overlap.
   Status allReduce(const void* sendbuf, void* recvbuf, size_t count, DataType type, ReduceOp op,

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "plexus/plexus.h"
 #include "algorithms/hierarchy.h"
+#include "plexus/plexus.h"
 #include "src/selector.h"
 #include "tests/algorithms/reference.h"
 #include "tests/harness/world.h"
@@ -76,8 +76,8 @@ TEST_P(HierLayout, MatchesTheReference) {
                 auto type = static_cast<DataType>(t);
                 auto op = static_cast<ReduceOp>(o);
                 ASSERT_EQ(checkAllReduce(comm, count, type, op, inPlace), -1)
-                    << "count " << count << " " << dataTypeName(type) << " "
-                    << reduceOpName(op) << (inPlace ? " in place" : " out of place");
+                    << "count " << count << " " << dataTypeName(type) << " " << reduceOpName(op)
+                    << (inPlace ? " in place" : " out of place");
               }
             }
           }
@@ -171,9 +171,7 @@ TEST(Hier, CostModelPrefersHierAcrossNodesForLargeMessages) {
     int rank() const override { return 0; }
     int size() const override { return 4; }
     Status run(const CollectiveRequest&) override { return internalError("not here"); }
-    StatusOr<Work> runAsync(const CollectiveRequest&) override {
-      return internalError("not here");
-    }
+    StatusOr<Work> runAsync(const CollectiveRequest&) override { return internalError("not here"); }
   } idle;
   Hierarchy h;
   h.local = h.cross = &idle;

@@ -3,13 +3,13 @@
 // order ranks combine in.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bench/perf/perf_values.h"
 #include "plexus/communicator.h"

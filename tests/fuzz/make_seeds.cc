@@ -8,6 +8,8 @@
 
 #include "compress/codec.h"
 #include "src/bootstrap/store_protocol.h"
+#include "src/peer_record.h"
+#include "src/topology.h"
 
 namespace {
 
@@ -46,6 +48,25 @@ int main(int argc, char** argv) {
   wire::appendCount(replies, 3, 42);
   wire::appendError(replies, 4, StatusCode::kInvalidArgument, "rank 2 says the world has 3 ranks");
   write(root / "store_frames", "replies", replies);
+
+  // Peer records: a host identity as ranks publish it, a full host (hwloc or /sys), and a link
+  // record with both levels.
+  HostTopology identity;
+  identity.hostname = "node-a";
+  identity.bootId = "0b9e6f3c-1d2e-4f50-8a7b-6c5d4e3f2a1b";
+  identity.nodeId = "node0";
+  identity.nodeIdOverridden = true;
+  identity.pid = 4242;
+  write(root / "peer_records", "identity", encodeHostTopology(identity));
+  if (auto host = detectHostTopology(); host.ok()) {
+    write(root / "peer_records", "host", encodeHostTopology(*host));
+  }
+  internal::PeerRecord record;
+  record.rank = 3;
+  record.worldSize = 8;
+  record.spec = {"ucx:sm,self", "ucx:tcp"};
+  record.address = {std::vector<uint8_t>(40, 7), std::vector<uint8_t>(120, 9)};
+  write(root / "peer_records", "links", record.encode());
 
   // Unique ids: hex text of a well-formed id layout.
   const char kId[] = "504c585501093930";

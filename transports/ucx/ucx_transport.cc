@@ -379,9 +379,8 @@ StatusOr<std::unique_ptr<Transport>> createUcxTransport(const TransportContext& 
     s = ucp_config_modify(config, "TLS", context.option.c_str());
     if (s != UCS_OK) {
       ucp_config_release(config);
-      return invalidArgument("ucx: transport list '" + context.option +
-                             "' (from the spec ucx:" + context.option + ") is invalid: " +
-                             ucsError(s));
+      return invalidArgument("ucx: transport list '" + context.option + "' (from the spec ucx:" +
+                             context.option + ") is invalid: " + ucsError(s));
     }
   }
   ucp_params_t params{};

@@ -1,0 +1,65 @@
+#include "src/flight_recorder.h"
+
+#include <cinttypes>
+#include <cstdio>
+
+namespace plexus::internal {
+
+FlightRecorder::FlightRecorder(size_t capacity) : ring_(capacity == 0 ? 1 : capacity) {}
+
+void FlightRecorder::begin(uint64_t sequence, CollectiveKind kind, size_t bytes,
+                           const char* algorithm) {
+  std::lock_guard<std::mutex> lock(mu_);
+  FlightRecord& r = ring_[next_];
+  r = FlightRecord{};
+  r.sequence = sequence;
+  r.kind = kind;
+  r.bytes = bytes;
+  r.algorithm = algorithm;
+  r.start = std::chrono::steady_clock::now();
+  next_ = (next_ + 1) % ring_.size();
+  if (count_ < ring_.size()) ++count_;
+}
+
+void FlightRecorder::end(uint64_t sequence, const Status& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (count_ == 0) return;
+  FlightRecord& r = ring_[(next_ + ring_.size() - 1) % ring_.size()];  // the latest
+  if (r.sequence != sequence || r.state != FlightRecord::State::kRunning) return;
+  r.state = status.ok() ? FlightRecord::State::kDone : FlightRecord::State::kFailed;
+  r.code = status.code();
+  r.end = std::chrono::steady_clock::now();
+}
+
+std::vector<FlightRecord> FlightRecorder::snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<FlightRecord> out;
+  out.reserve(count_);
+  for (size_t i = 0; i < count_; ++i) {
+    out.push_back(ring_[(next_ + ring_.size() - count_ + i) % ring_.size()]);
+  }
+  return out;
+}
+
+std::string FlightRecorder::dump() const {
+  const auto now = std::chrono::steady_clock::now();
+  std::string text;
+  for (const FlightRecord& r : snapshot()) {
+    using std::chrono::duration_cast;
+    using us = std::chrono::microseconds;
+    const bool running = r.state == FlightRecord::State::kRunning;
+    const auto took = duration_cast<us>((running ? now : r.end) - r.start).count();
+    char line[192];
+    std::snprintf(line, sizeof(line), "  #%" PRIu64 " %s %zu B %s: %s %s %lld us\n", r.sequence,
+                  collectiveName(r.kind), r.bytes, r.algorithm,
+                  running                                 ? "running for"
+                  : r.state == FlightRecord::State::kDone ? "done in"
+                                                          : statusCodeName(r.code),
+                  running ? "" : (r.state == FlightRecord::State::kDone ? "" : "after"),
+                  static_cast<long long>(took));
+    text += line;
+  }
+  return text;
+}
+
+}  // namespace plexus::internal

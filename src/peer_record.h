@@ -1,0 +1,31 @@
+// The record every rank publishes through the bootstrap store once every rank's identity is
+// known: the transport spec of each link level and the address of that level's transport
+// (empty when the rank needs no transport at that level). Peers control its bytes, so decoding
+// caps every length and rejects anything truncated, trailing or for another rank.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "plexus/status.h"
+
+namespace plexus::internal {
+
+struct PeerRecord {
+  /// Caps on what a peer's record may hold.
+  static constexpr size_t kMaxSpecBytes = 256;
+  static constexpr size_t kMaxAddressBytes = 64 * 1024;
+
+  int rank = -1;
+  uint32_t worldSize = 0;
+  std::array<std::string, 2> spec;  ///< [intra-node, inter-node]
+  std::array<std::vector<uint8_t>, 2> address;
+
+  std::vector<uint8_t> encode() const;
+  /// InvalidArgument for a malformed blob, or one that is not `expectedRank`'s.
+  static StatusOr<PeerRecord> decode(const std::vector<uint8_t>& blob, int expectedRank);
+};
+
+}  // namespace plexus::internal
