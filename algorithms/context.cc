@@ -62,18 +62,18 @@ Status CollectiveContext::poll() {
   auto now = std::chrono::steady_clock::now();
   if (abortFlag_ != nullptr && abortFlag_->load(std::memory_order_relaxed)) {
     return aborted(std::string(opName_) + " #" + std::to_string(sequence_) + " on rank " +
-                   std::to_string(rank_) + ": communicator aborted");
+                   who(rank_) + ": communicator aborted");
   }
   if (now >= deadline_) {
     // Name who never answered, so that the missing rank can be found from any survivor's log.
     std::string missing;
     for (Transport* t : transports_) {
       for (int p : t->peersWithPendingTransfers()) {
-        missing += (missing.empty() ? " (waiting for rank " : ", rank ") + std::to_string(p);
+        missing += (missing.empty() ? " (waiting for rank " : ", rank ") + who(p);
       }
     }
     return deadlineExceeded(std::string(opName_) + " #" + std::to_string(sequence_) + " on rank " +
-                            std::to_string(rank_) + " timed out waiting for its peers" + missing +
+                            who(rank_) + " timed out waiting for its peers" + missing +
                             (missing.empty() ? "" : ")"));
   }
   if (moved) {
@@ -102,15 +102,13 @@ Status CollectiveContext::check(const TransferRequest& req, int peer, const char
                                 size_t expectedBytes) const {
   if (!req.status.ok()) {
     return Status(req.status.code(), std::string(opName_) + " #" + std::to_string(sequence_) +
-                                         ": " + what + " rank " + std::to_string(peer) +
-                                         " on rank " + std::to_string(rank_) + ": " +
-                                         req.status.message());
+                                         ": " + what + " rank " + who(peer) + " on rank " +
+                                         who(rank_) + ": " + req.status.message());
   }
   if (expectedBytes != SIZE_MAX && req.bytes != expectedBytes) {
     return invalidArgument(std::string(opName_) + " #" + std::to_string(sequence_) + ": rank " +
-                           std::to_string(peer) + " sent " + std::to_string(req.bytes) +
-                           " bytes where rank " + std::to_string(rank_) + " expected " +
-                           std::to_string(expectedBytes) +
+                           who(peer) + " sent " + std::to_string(req.bytes) + " bytes where rank " +
+                           who(rank_) + " expected " + std::to_string(expectedBytes) +
                            " (do counts or types differ between ranks?)");
   }
   return okStatus();
@@ -157,6 +155,15 @@ void CollectiveContext::cancelAll(TransferRequest* const* reqs, size_t n) {
     }
     progressAll();
   }
+}
+
+std::string CollectiveContext::who(int rank) const {
+  std::string name = std::to_string(rank);
+  if (worldRanks_ != nullptr && rank >= 0 && rank < static_cast<int>(worldRanks_->size()) &&
+      (*worldRanks_)[rank] != rank) {
+    name += " (world rank " + std::to_string((*worldRanks_)[rank]) + ")";
+  }
+  return name;
 }
 
 void* CollectiveContext::scratch(size_t bytes) {

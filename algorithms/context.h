@@ -64,6 +64,13 @@ class CollectiveContext {
   /// Scratch memory reused across collectives (grown on demand, never shrunk).
   void* scratch(size_t bytes);
 
+  /// Where this communicator's ranks sit in the world communicator (indexed by rank here; must
+  /// outlive the context), so that the messages of a split or sub-communicator name the world
+  /// rank too: "rank 0 (world rank 2)". Null: the ranks are world ranks.
+  void setWorldRanks(const std::vector<int>* worldRanks) { worldRanks_ = worldRanks; }
+  /// "3", or "0 (world rank 2)" on a communicator whose ranks differ from the world's.
+  std::string who(int rank) const;
+
  private:
   int rank_;
   int size_;
@@ -73,6 +80,7 @@ class CollectiveContext {
   std::vector<Transport*> transports_;
   std::vector<std::unique_ptr<Connection>>* connections_;
   const std::atomic<bool>* abortFlag_;
+  const std::vector<int>* worldRanks_ = nullptr;
   size_t chunkBytes_;
   uint64_t sequence_ = 0;
   const char* opName_ = "";

@@ -33,9 +33,12 @@ constexpr size_t kMaxSegments = 8;
 // when `async`, returning the Work, else to completion here — and last(i) starts only once
 // middle(i) finished. A single segment has nothing to overlap, and skips the hand-off to another
 // thread (a wake-up that costs more than a small message's whole all-reduce). On an error, work
-// already queued is awaited before returning: it may still be using the caller's buffers.
-template <class First, class Middle, class Last>
-Status runPipeline(size_t segments, First first, Middle middle, Last last) {
+// already queued is awaited before returning: it may still be using the caller's buffers. When
+// a phase lost a peer (Unavailable, DeadlineExceeded), onPeerFailure() aborts the
+// sub-communicators first, so that the queued work fails at once instead of timing out too.
+template <class First, class Middle, class Last, class OnPeerFailure>
+Status runPipeline(size_t segments, First first, Middle middle, Last last,
+                   OnPeerFailure onPeerFailure) {
   std::optional<Work> inFlight;
   Status failed;
   auto finishPrevious = [&](size_t i) {
@@ -59,7 +62,11 @@ Status runPipeline(size_t segments, First first, Middle middle, Last last) {
     if (i > 0) failed = finishPrevious(i - 1);
     inFlight = std::move(started);
   }
-  if (failed.ok() && segments > 0) return finishPrevious(segments - 1);
+  if (failed.ok() && segments > 0) failed = finishPrevious(segments - 1);
+  if (failed.ok()) return failed;
+  if (failed.code() == StatusCode::kUnavailable || failed.code() == StatusCode::kDeadlineExceeded) {
+    onPeerFailure();
+  }
   if (inFlight) (void)inFlight->wait();  // keep the first error
   return failed;
 }
@@ -174,8 +181,8 @@ class HierAllReduce final : public Algorithm {
     auto* recv = static_cast<uint8_t*>(req.recv);
     const int worldSize = h_->worldSize;
     // Segment i covers elements [i·L·q, min(whole, (i+1)·L·q)) of L shards of q elements each.
-    auto shardOf = [&](size_t i) {
-      const size_t begin = i * shardPerSegment;
+    auto shardOf = [&](size_t i) {  // clamped: rounding up can leave the last segments empty
+      const size_t begin = std::min(whole / ranks, i * shardPerSegment);
       return std::pair(begin, std::min(whole / ranks, begin + shardPerSegment) - begin);
     };
     auto mine = [&](size_t i) {  // this rank's shard of segment i
@@ -199,7 +206,8 @@ class HierAllReduce final : public Algorithm {
           if (req.op == ReduceOp::kAvg) divideInPlace(req.type, mine(i), q, worldSize);
           return local.run(
               subRequest(req, CollectiveKind::kAllGather, q, mine(i), recv + q0 * ranks * elem));
-        });
+        },
+        [&] { abortPhases(); });
     PLEXUS_TRY(s);
     if (tail == 0) return okStatus();
     // The last count mod L elements: reduced inside the node, then across it.
@@ -247,7 +255,13 @@ class HierAllReduce final : public Algorithm {
           }
           return local.run(subRequest(req, CollectiveKind::kBroadcast, cnt, recv + at * elem,
                                       recv + at * elem, 0));
-        });
+        },
+        [&] { abortPhases(); });
+  }
+
+  void abortPhases() const {
+    h_->local->abort();
+    h_->cross->abort();
   }
 
   // False when the communicator lies on one node or has one rank per node: then the

@@ -23,6 +23,10 @@ class SubCommunicator {
   /// Queues `request` on the sub-communicator's progress thread; the Work finishes when it has
   /// run. Requests queued on one sub-communicator run in order.
   virtual StatusOr<Work> runAsync(const CollectiveRequest& request) = 0;
+  /// Fails pending and future operations with Aborted (Communicator::abort). For a phase that
+  /// lost a peer: the ranks no longer agree on where they are, so nothing queued behind it can
+  /// succeed, and waiting out each one's timeout would multiply the caller's.
+  virtual void abort() = 0;
 };
 
 /// This rank's place in a communicator that spans nodes. Empty (local == nullptr) when the

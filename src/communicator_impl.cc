@@ -39,6 +39,7 @@ class SubCommAdapter final : public SubCommunicator {
   StatusOr<Work> runAsync(const CollectiveRequest& request) override {
     return comm_->runAsync(request);
   }
+  void abort() override { comm_->abort(); }
 
  private:
   CommunicatorImpl* comm_;
@@ -98,7 +99,10 @@ CommunicatorImpl::CommunicatorImpl(int rank, int size, Config config, std::strin
       size_(size),
       config_(std::move(config)),
       prefix_(std::move(prefix)),
-      algorithms_(builtinAlgorithms(&hierarchy_)) {}
+      algorithms_(builtinAlgorithms(&hierarchy_)) {
+  worldRanks_.resize(size_);
+  for (int r = 0; r < size_; ++r) worldRanks_[r] = r;
+}
 
 StatusOr<std::unique_ptr<CommunicatorImpl>> CommunicatorImpl::create(Rendezvous rendezvous,
                                                                      int rank, int size,
@@ -210,6 +214,7 @@ Status CommunicatorImpl::connectPeers() {
   for (auto& t : transports_) drive.push_back(t.get());
   context_ = std::make_unique<CollectiveContext>(rank_, size_, std::move(drive), &connections_,
                                                  &aborted_, config_.chunkBytes);
+  context_->setWorldRanks(&worldRanks_);
   engine_ = std::make_unique<ProgressEngine>(spin_);
   return okStatus();
 }
@@ -551,6 +556,8 @@ StatusOr<std::unique_ptr<CommunicatorImpl>> CommunicatorImpl::split(int color, i
                            base + "color" + std::to_string(color) + "/"));
   child->nodeId_ = nodeId_;
   child->ranksOnHost_ = ranksOnHost_;
+  for (size_t i = 0; i < members.size(); ++i)
+    child->worldRanks_[i] = worldRanks_[members[i].second];
   child->store_ = store_;
   Status s = child->connectPeers();
   lock.unlock();

@@ -119,6 +119,7 @@ class CommunicatorImpl {
   std::chrono::microseconds spin_{0};  // config_.spin, or chosen by chooseSpin
   std::string nodeId_;                 // published in the host records
   int ranksOnHost_ = 0;                // of this communicator or the one it was split from
+  std::vector<int> worldRanks_;        // world rank of each rank here (identity for the world)
   const std::string prefix_;           // store keys of this communicator: "world/", then per split
   std::unique_ptr<bootstrap::StoreServer> storeServer_;
   std::shared_ptr<SharedStore> store_;

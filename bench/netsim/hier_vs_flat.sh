@@ -3,7 +3,8 @@
 # side in one run: for each layout (nodes x ranks per node) and each algorithm (forced with -a,
 # and the automatic choice), rounds of plexus-perf over shaped inter-node links, interleaved so
 # that the VM's drifts hit every algorithm alike. Prints one table per layout: the best busbw
-# of the rounds per size and algorithm, and hier's ratio to the flat ring.
+# (from the time of the faster placement, so to more digits than plexus-perf prints) of the
+# rounds per size and algorithm, and hier's ratio to the flat ring.
 #
 #   hier_vs_flat.sh [--rate 1gbit] [--layouts "2x2 2x4"] [--algos "ring rhd tree hier auto"]
 #                   [--rounds 2] [-b 4M] [-e 64M] [--build build]
@@ -51,7 +52,8 @@ for layout in $layouts; do
         2>&1 | awk -v a="$algo" -v choice="$out/choice.$layout" -v n=$((nodes * per)) '
           $1 == "[0]" && $2 ~ /^[0-9]+$/ {
             if ($10 != 0 || $14 != 0) { print "WRONG", a, $2 > "/dev/stderr" }
-            print a, $2, ($9 > $13 ? $9 : $13) }
+            t = ($7 < $11 ? $7 : $11)  # faster of out-of-place and in-place, us
+            print a, $2, $2 / t / 1e3 * 2 * (n - 1) / n }
           $1 == "[0]" && /INFO: allreduce of [0-9]+ bytes/ && index($0, "on " n " ranks:") {
             for (i = 1; i <= NF; i++) if ($i == "of") { b = $(i + 1); c = $(i + 6) }
             print b, c > choice }' >> "$out/$layout"
@@ -74,7 +76,9 @@ for layout in $layouts; do
         printf " %.2f |\n", r
       }
     }' "$out/$layout"
-  [[ -f $out/choice.$layout ]] && sort -un "$out/choice.$layout" |
-    awk '{ printf "%s%s B: %s", (NR > 1 ? ", " : "automatic choice: "), $1, $2 } END { print "" }'
+  if [[ -f $out/choice.$layout ]]; then
+    sort -un "$out/choice.$layout" |
+      awk '{ printf "%s%s B: %s", (NR > 1 ? ", " : "automatic choice: "), $1, $2 } END { print "" }'
+  fi
   echo
 done

@@ -97,7 +97,7 @@ Args parseArgs(int argc, char** argv) {
     } else if (f == "-r") {
       a.params.root = parseInt("-r", v, 0, 1 << 20);
     } else if (f == "-a") {
-      a.params.algorithm = v;
+      a.params.algorithm = std::string(v) == "auto" ? "" : v;  // "auto": the selector's choice
     } else if (f == "--json") {
       a.json = v;
     } else {

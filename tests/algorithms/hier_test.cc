@@ -3,7 +3,9 @@
 // cross-node sub-communicators, and the hierarchical schedules (shard and leader, pipelined)
 // checked bit for bit against the reference on every layout the issue names.
 #include <gtest/gtest.h>
+#include <signal.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <numeric>
 #include <string>
@@ -148,6 +150,44 @@ TEST(Hier, BadTransportSpecIsAnError) {
       options));
 }
 
+// A rank killed in the middle of hierarchical all-reduces: every survivor fails within the
+// timeout plus a margin, and the ones that shared a sub-communicator with it name it by its
+// world rank (sub-communicators number their ranks from 0).
+TEST(Hier, KilledRankIsNamedByItsWorldRank) {
+  const int victim = 3;  // node 1, local rank 1: rank 2 shares its node, rank 1 its local rank
+  WorldOptions options = testing::shortTimeout();
+  options.env["PLEXUS_ALGO"] = "allreduce:hier";
+  options.mayDie = {victim};
+  ASSERT_TRUE(runLayout(
+      {2, 2},
+      [&](Communicator& comm) {
+        std::vector<float> buf(size_t{1} << 18, 1.0f);
+        for (int i = 0;; ++i) {
+          if (comm.rank() == victim && i == 3) ::raise(SIGKILL);
+          auto start = std::chrono::steady_clock::now();
+          Status s = comm.allReduce(buf.data(), buf.data(), buf.size(), DataType::kFloat32,
+                                    ReduceOp::kMax);
+          if (s.ok()) {
+            ASSERT_LT(i, 100000) << "the victim never failed anyone";
+            continue;
+          }
+          EXPECT_TRUE(s.code() == StatusCode::kUnavailable ||
+                      s.code() == StatusCode::kDeadlineExceeded)
+              << s.toString();
+          // Within the timeout and a margin: a phase queued behind the failed one must not add
+          // a timeout of its own.
+          EXPECT_LE(std::chrono::steady_clock::now() - start, std::chrono::seconds(3 + 2));
+          if (comm.rank() == 1 || comm.rank() == 2) {
+            EXPECT_TRUE(mentions(s, "(world rank 3)")) << s.toString();
+          } else {
+            EXPECT_TRUE(mentions(s, "rank")) << s.toString();
+          }
+          return;
+        }
+      },
+      options));
+}
+
 // The cost model spans nodes: flat algorithms are paced by the network link, and the
 // hierarchical one wins for large messages once there are several ranks per node.
 TEST(Hier, CostModelPrefersHierAcrossNodesForLargeMessages) {
@@ -172,6 +212,7 @@ TEST(Hier, CostModelPrefersHierAcrossNodesForLargeMessages) {
     int size() const override { return 4; }
     Status run(const CollectiveRequest&) override { return internalError("not here"); }
     StatusOr<Work> runAsync(const CollectiveRequest&) override { return internalError("not here"); }
+    void abort() override {}
   } idle;
   Hierarchy h;
   h.local = h.cross = &idle;
