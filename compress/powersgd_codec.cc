@@ -8,6 +8,7 @@
 
 #include "compress/codecs.h"
 #include "compress/powersgd.h"
+#include "compress/simd.h"
 
 namespace plexus {
 namespace {
@@ -48,18 +49,6 @@ void orthonormalise(float* p, size_t rows, size_t r) {
   }
 }
 
-// out[i][k] += sum_j a[i][j] b[k][j]: the reconstruction P Q^T (or its store).
-void reconstruct(const float* p, const float* q, size_t rows, size_t cols, size_t r, float* out,
-                 bool accumulate) {
-  for (size_t i = 0; i < rows; ++i) {
-    for (size_t k = 0; k < cols; ++k) {
-      float s = 0.0f;
-      for (size_t j = 0; j < r; ++j) s = addRn(s, mulRn(p[i * r + j], q[k * r + j]));
-      storeOrAdd(&out[i * cols + k], s, accumulate);
-    }
-  }
-}
-
 class PowerSgdCodec final : public Codec {
  public:
   PowerSgdCodec(uint32_t rows, uint32_t cols, uint32_t rank, uint64_t seed)
@@ -85,33 +74,20 @@ class PowerSgdCodec final : public Codec {
                              std::to_string(cols));
     }
     PLEXUS_TRY(checkEncodeArgs(*this, input, ef, out));
-    std::vector<float> scratch;
+    const codec::SimdKernels& kernels = codec::simdKernels();
     const float* m = input.data();
     if (!ef.empty()) {
       for (size_t i = 0; i < input.size(); ++i) ef[i] = addRn(input[i], ef[i]);
       m = ef.data();
     }
     std::vector<float> p(rows * r);
-    for (size_t i = 0; i < rows; ++i) {
-      for (size_t j = 0; j < r; ++j) {
-        float s = 0.0f;
-        for (size_t k = 0; k < cols; ++k) s = addRn(s, mulRn(m[i * cols + k], q_[k * r + j]));
-        p[i * r + j] = s;
-      }
-    }
+    kernels.powerSgdMq(m, q_.data(), rows, cols, r, p.data());
     orthonormalise(p.data(), rows, r);
-    for (size_t k = 0; k < cols; ++k) {
-      for (size_t j = 0; j < r; ++j) {
-        float s = 0.0f;
-        for (size_t i = 0; i < rows; ++i) s = addRn(s, mulRn(m[i * cols + k], p[i * r + j]));
-        q_[k * r + j] = s;
-      }
-    }
+    kernels.powerSgdMtp(m, p.data(), rows, cols, r, q_.data());
     if (!ef.empty()) {
-      // e' = c - P Q^T: subtract the reconstruction from c, which ef holds.
-      scratch.resize(rows * cols);
-      reconstruct(p.data(), q_.data(), rows, cols, r, scratch.data(), false);
-      for (size_t i = 0; i < scratch.size(); ++i) ef[i] = codec::subRn(ef[i], scratch[i]);
+      // e' = c - P Q^T, with c in ef.
+      kernels.powerSgdReconstruct(p.data(), q_.data(), rows, cols, r, ef.data(),
+                                  codec::kSubtractFromOut);
     }
     PayloadHeader h;
     h.codec = CodecId::kPowerSgd;
@@ -150,7 +126,8 @@ Status decodePowerSgdBody(const PayloadHeader& h, const uint8_t* body, std::span
   std::vector<float> p(rows * r), q(cols * r);
   std::memcpy(p.data(), body, 4 * p.size());
   std::memcpy(q.data(), body + 4 * p.size(), 4 * q.size());
-  reconstruct(p.data(), q.data(), rows, cols, r, out.data(), accumulate);
+  codec::simdKernels().powerSgdReconstruct(p.data(), q.data(), rows, cols, r, out.data(),
+                                           accumulate ? codec::kAddToOut : codec::kStoreOut);
   return okStatus();
 }
 

@@ -1,15 +1,15 @@
 // Bucketed min-max quantization (CPU reference). Header: p0 = bits, p1 = 1 when stochastic,
 // param = bucket size. Body: quant_layout.h. Per bucket, in the order the CUDA kernel mirrors:
 // c = g + e; mn, mx = min, max of c (canonical zero); scale = (mx - mn) / (2^bits - 1);
-// q = quantCode(c); e' = c - (mn + q * scale).
+// q = quantCode(c); e' = c - (mn + q * scale). The per-bucket loops are simd.h kernels.
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "compress/bit_pack.h"
 #include "compress/codecs.h"
-#include "compress/philox.h"
 #include "compress/quant_layout.h"
+#include "compress/simd.h"
 
 namespace plexus {
 namespace {
@@ -43,56 +43,60 @@ class QuantCodec final : public Codec {
     uint8_t* meta = out.data() + kPayloadHeaderBytes;
     uint8_t* codes = meta + 8 * codec::bucketCount(count, bucket_);
 
-    const uint32_t levels = (1u << bits_) - 1u;
-    std::vector<uint8_t> q(bucket_);
-    std::vector<float> u(stochastic_ ? bucket_ : 0);
-    uint32_t words[8];
+    const codec::SimdKernels& kernels = codec::simdKernels();
+    UniformWindow uniforms(options, stochastic_ ? std::min<size_t>(bucket_, count) : 0, count,
+                           kernels);
     for (size_t start = 0; start < count; start += bucket_) {
       const size_t n = count - start < bucket_ ? count - start : bucket_;
-      float* e = ef.empty() ? nullptr : ef.data() + start;
-      const float* c =
-          codec::foldErrorFeedback(input.data(), ef.empty() ? nullptr : ef.data(), start, n);
-      float mn = c[0], mx = c[0];
-      for (size_t i = 1; i < n; ++i) {
-        mn = codec::minOf(mn, c[i]);
-        mx = codec::maxOf(mx, c[i]);
-      }
-      mn = codec::canonicalZero(mn);
-      mx = codec::canonicalZero(mx);
-      const float scale = codec::quantScale(mn, mx, levels);
+      float mn, scale;
+      kernels.quantEncodeBucket(input.data() + start, ef.empty() ? nullptr : ef.data() + start, n,
+                                bits_, stochastic_ ? uniforms.at(start, n) : nullptr, &mn, &scale,
+                                codes);
       std::memcpy(meta, &mn, 4);
       std::memcpy(meta + 4, &scale, 4);
       meta += 8;
-      if (stochastic_) fillUniform(options, start, n, u.data());
-      for (size_t i = 0; i < n; ++i) {
-        const uint32_t code =
-            codec::quantCode(c[i], mn, scale, levels, stochastic_, stochastic_ ? u[i] : 0.0f);
-        q[i] = static_cast<uint8_t>(code);
-        if (e != nullptr) e[i] = codec::subRn(c[i], codec::dequantize(code, mn, scale));
-      }
-      for (size_t g = 0; g < n; g += 32) {
-        codec::packGroup(q.data() + g, n - g < 32 ? n - g : 32, bits_, words);
-        std::memcpy(codes, words, 4 * static_cast<size_t>(bits_));
-        codes += 4 * static_cast<size_t>(bits_);
-      }
+      codes += 4 * codec::bucketCodeWords(n, bits_);
     }
     return kPayloadHeaderBytes + h.bodyBytes;
   }
 
  private:
-  // u[i] = philoxUniform(seed, step, start + i) for i < n, one Philox call per four elements.
-  static void fillUniform(const EncodeOptions& o, size_t start, size_t n, float* u) {
-    const size_t end = start + n;
-    for (size_t block = start & ~size_t{127}; block < end; block += 128) {
-      for (size_t lane = 0; lane < 32; ++lane) {
-        const codec::Philox4 r = codec::philoxBlock(o.seed, o.step, block + lane);
-        for (size_t t = 0; t < 4; ++t) {
-          const size_t i = block + 32 * t + lane;
-          if (i >= start && i < end) u[i - start] = codec::uniformOf(r.v[t]);
-        }
-      }
+  // The uniform numbers of stochastic rounding, drawn a few whole Philox blocks (128 elements)
+  // ahead of the bucket being encoded, so that buckets which share a block draw it once.
+  class UniformWindow {
+   public:
+    UniformWindow(const EncodeOptions& o, size_t bucket, size_t count,
+                  const codec::SimdKernels& kernels)
+        : options_(o), kernels_(kernels), count_(count) {
+      if (bucket > 0) u_.resize(std::max<size_t>(bucket + 2 * kBlock, kAhead + kBlock));
     }
-  }
+
+    // u[i] = philoxUniform(seed, step, start + i) for i < n.
+    const float* at(size_t start, size_t n) {
+      const size_t first = start & ~(kBlock - 1);
+      if (start + n > end_) {
+        // Keep the blocks already drawn from `first` on, then draw up to kAhead elements ahead.
+        const size_t keep = end_ > first ? end_ - first : 0;
+        if (keep > 0) std::memmove(u_.data(), u_.data() + (first - begin_), 4 * keep);
+        begin_ = first;
+        const size_t end = std::min(std::max(roundUp(start + n), first + kAhead), roundUp(count_));
+        kernels_.philoxUniforms(options_.seed, options_.step, first + keep,
+                                (end - first - keep) / kBlock, u_.data() + keep);
+        end_ = end;
+      }
+      return u_.data() + (start - begin_);
+    }
+
+   private:
+    static constexpr size_t kBlock = 128, kAhead = 2048;
+    static size_t roundUp(size_t i) { return (i + kBlock - 1) & ~(kBlock - 1); }
+
+    const EncodeOptions& options_;
+    const codec::SimdKernels& kernels_;
+    size_t count_;
+    size_t begin_ = 0, end_ = 0;  // u_ holds the uniforms of elements [begin_, end_)
+    std::vector<float> u_;
+  };
 
   int bits_;
   uint32_t bucket_;
@@ -115,8 +119,7 @@ Status decodeQuantBody(const PayloadHeader& h, const uint8_t* body, std::span<fl
   const uint32_t bucket = h.param;
   const uint8_t* meta = body;
   const uint8_t* codes = body + 8 * codec::bucketCount(h.count, bucket);
-  uint8_t q[32];
-  uint32_t words[8];
+  const codec::SimdKernels& kernels = codec::simdKernels();
   for (uint64_t start = 0; start < h.count; start += bucket) {
     const uint64_t n = h.count - start < bucket ? h.count - start : bucket;
     float mn, scale;
@@ -126,15 +129,8 @@ Status decodeQuantBody(const PayloadHeader& h, const uint8_t* body, std::span<fl
     if (!(scale >= 0.0f)) {
       return invalidArgument("quant payload corrupted: negative or NaN bucket scale");
     }
-    for (uint64_t g = 0; g < n; g += 32) {
-      const size_t m = n - g < 32 ? n - g : 32;
-      std::memcpy(words, codes, 4 * static_cast<size_t>(bits));
-      codes += 4 * static_cast<size_t>(bits);
-      codec::unpackGroup(words, m, bits, q);
-      for (size_t l = 0; l < m; ++l) {
-        storeOrAdd(&out[start + g + l], codec::dequantize(q[l], mn, scale), accumulate);
-      }
-    }
+    kernels.quantDecodeBucket(codes, n, bits, mn, scale, out.data() + start, accumulate);
+    codes += 4 * codec::bucketCodeWords(n, bits);
   }
   return okStatus();
 }

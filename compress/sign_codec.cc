@@ -4,11 +4,10 @@
 // order of g, then the xor butterfly), so that the CUDA kernel reproduces it bit-for-bit.
 #include <cstring>
 #include <string>
-#include <vector>
 
-#include "compress/bit_pack.h"
 #include "compress/codecs.h"
 #include "compress/quant_layout.h"
+#include "compress/simd.h"
 
 namespace plexus {
 namespace {
@@ -36,30 +35,15 @@ class SignCodec final : public Codec {
     writePayloadHeader(h, out.data());
     uint8_t* meta = out.data() + kPayloadHeaderBytes;
     uint8_t* codes = meta + 4 * codec::bucketCount(count, bucket_);
-    std::vector<uint8_t> q(bucket_);
+    const codec::SimdKernels& kernels = codec::simdKernels();
     for (size_t start = 0; start < count; start += bucket_) {
       const size_t n = count - start < bucket_ ? count - start : bucket_;
-      float* e = ef.empty() ? nullptr : ef.data() + start;
-      const float* c =
-          codec::foldErrorFeedback(input.data(), ef.empty() ? nullptr : ef.data(), start, n);
-      float lanes[32] = {};
-      for (size_t i = 0; i < n; ++i) {
-        const float mag = codec::bitsFloat(codec::floatBits(c[i]) & 0x7fffffffu);
-        lanes[i & 31] = codec::addRn(lanes[i & 31], mag);
-      }
-      const float scale = codec::divRn(codec::butterflySum(lanes), static_cast<float>(n));
+      float scale;
+      kernels.signEncodeBucket(input.data() + start, ef.empty() ? nullptr : ef.data() + start, n,
+                               &scale, codes);
       std::memcpy(meta, &scale, 4);
       meta += 4;
-      for (size_t i = 0; i < n; ++i) {
-        q[i] = static_cast<uint8_t>(codec::signCode(c[i]));
-        if (e != nullptr) e[i] = codec::subRn(c[i], codec::signValue(q[i], scale));
-      }
-      for (size_t g = 0; g < n; g += 32) {
-        uint32_t word;
-        codec::packGroup(q.data() + g, n - g < 32 ? n - g : 32, 1, &word);
-        std::memcpy(codes, &word, 4);
-        codes += 4;
-      }
+      codes += 4 * codec::bucketCodeWords(n, 1);
     }
     return kPayloadHeaderBytes + h.bodyBytes;
   }
@@ -80,21 +64,15 @@ Status decodeSignBody(const PayloadHeader& h, const uint8_t* body, std::span<flo
   const uint32_t bucket = h.param;
   const uint8_t* meta = body;
   const uint8_t* codes = body + 4 * codec::bucketCount(h.count, bucket);
+  const codec::SimdKernels& kernels = codec::simdKernels();
   for (uint64_t start = 0; start < h.count; start += bucket) {
     const uint64_t n = h.count - start < bucket ? h.count - start : bucket;
     float scale;
     std::memcpy(&scale, meta, 4);
     meta += 4;
     if (!(scale >= 0.0f)) return invalidArgument("sign payload corrupted: negative scale");
-    for (uint64_t g = 0; g < n; g += 32) {
-      uint32_t word;
-      std::memcpy(&word, codes, 4);
-      codes += 4;
-      const uint64_t m = n - g < 32 ? n - g : 32;
-      for (uint64_t l = 0; l < m; ++l) {
-        storeOrAdd(&out[start + g + l], codec::signValue((word >> l) & 1u, scale), accumulate);
-      }
-    }
+    kernels.signDecodeBucket(codes, n, scale, out.data() + start, accumulate);
+    codes += 4 * codec::bucketCodeWords(n, 1);
   }
   return okStatus();
 }

@@ -16,9 +16,10 @@ inline constexpr size_t kTopKSamples = 4096;
 /// Index of sample j of s over n elements: floor(j * n / s) (n < 2^32, so no overflow).
 PLEXUS_HD uint64_t topkSampleIndex(uint64_t j, uint64_t n, uint64_t s) { return j * n / s; }
 
-/// A selection: indices in increasing order and the key threshold used.
+/// A selection: indices in increasing order, the selected values and the key threshold used.
 struct TopKSelection {
   std::vector<uint32_t> indices;
+  std::vector<float> values;  ///< values[j] = c[indices[j]]
   uint32_t threshold = 0;
 };
 

@@ -16,12 +16,148 @@
 #include <vector>
 
 #include "compress/codecs.h"
+#include "compress/simd.h"
 #include "compress/topk.h"
 
 namespace plexus {
 namespace {
 
 uint32_t keyOf(float c) { return codec::floatBits(c) & 0x7fffffffu; }
+
+// The m-th largest (1-based) of keys; reorders keys.
+uint32_t mthLargest(std::vector<uint32_t>& keys, size_t m) {
+  std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(m - 1), keys.end(),
+                   [](uint32_t a, uint32_t b) { return a > b; });
+  return keys[m - 1];
+}
+
+// The keys of c = g + ef (ef not yet folded, or nullptr) at the sample indices, and the sample
+// rank that corresponds to k of n.
+std::vector<uint32_t> sampleKeys(const float* g, const float* ef, size_t n) {
+  std::vector<uint32_t> keys(std::min<size_t>(n, kTopKSamples));
+  for (size_t j = 0; j < keys.size(); ++j) {
+    const size_t i = topkSampleIndex(j, n, keys.size());
+    keys[j] = keyOf(ef != nullptr ? codec::addRn(g[i], ef[i]) : g[i]);
+  }
+  return keys;
+}
+size_t sampleRank(uint64_t k, size_t n, size_t s) {
+  return std::clamp<size_t>(static_cast<size_t>((k * s + n - 1) / n), 1, s);
+}
+
+// The first `limit` elements whose key is >= lo, with their keys and values, folding ef over
+// all of it. Keys and values are read while the scanned piece is still in cache: read later,
+// scattered over a tensor larger than the cache, they would cost a second pass.
+struct Candidates {
+  std::vector<uint32_t> indices, keys;
+  std::vector<float> values;
+};
+Candidates collect(const float* g, float* ef, size_t n, uint32_t lo, size_t limit) {
+  constexpr size_t kChunk = 16384;  // elements scanned per kernel call
+  const codec::SimdKernels& kernels = codec::simdKernels();
+  const float* c = ef != nullptr ? ef : g;
+  Candidates found;
+  std::vector<uint32_t> chunk(std::min(n, kChunk) + 7);
+  for (size_t begin = 0; begin < n; begin += kChunk) {
+    const size_t end = std::min(n, begin + kChunk);
+    if (found.indices.size() >= limit) {
+      if (ef == nullptr) break;
+      lo = 0xffffffffu;  // only the fold is left to do
+    }
+    const size_t m = kernels.collectAtLeast(g, ef, begin, end, lo, chunk.data());
+    for (size_t j = 0; j < m; ++j) {
+      const float v = c[chunk[j]];
+      found.indices.push_back(chunk[j]);
+      found.keys.push_back(keyOf(v));
+      found.values.push_back(v);
+    }
+  }
+  if (found.indices.size() > limit) {
+    found.indices.resize(limit);
+    found.keys.resize(limit);
+    found.values.resize(limit);
+  }
+  return found;
+}
+
+// exact by definition: every key, then the k-th largest by nth_element (c folded already).
+TopKSelection exactOverAll(const float* c, size_t n, uint64_t k) {
+  TopKSelection sel;
+  std::vector<uint32_t> keys(n);
+  for (size_t i = 0; i < n; ++i) keys[i] = keyOf(c[i]);
+  sel.threshold = mthLargest(keys, k);
+  size_t greater = 0;
+  for (size_t i = 0; i < n; ++i) greater += keyOf(c[i]) > sel.threshold;
+  size_t ties = k - greater;  // >= 1: the k-th largest itself is a tie
+  sel.indices.reserve(k);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t key = keyOf(c[i]);
+    if (key > sel.threshold || (key == sel.threshold && ties > 0 && ties--)) {
+      sel.indices.push_back(static_cast<uint32_t>(i));
+      sel.values.push_back(c[i]);
+    }
+  }
+  return sel;
+}
+
+// The k largest lie among the elements whose key reaches a bound `lo` set a few standard
+// deviations below the k-th largest sample, which one vectorised pass collects (about k of n).
+// If fewer than k reach it (a sample far off, or k close to n) the selection runs over all n.
+TopKSelection exactSelection(const float* g, float* ef, size_t n, uint64_t k) {
+  if (k == 0 || n == 0) {
+    if (ef != nullptr) (void)collect(g, ef, n, 0xffffffffu, 0);
+    return {};
+  }
+  std::vector<uint32_t> samples = sampleKeys(g, ef, n);
+  const size_t s = samples.size(), m = sampleRank(k, n, s);
+  const size_t margin = m + static_cast<size_t>(4 * std::sqrt(static_cast<double>(m))) + 8;
+  const float* c = ef != nullptr ? ef : g;
+  if (margin < s) {
+    const uint32_t lo = mthLargest(samples, margin);
+    Candidates candidates = collect(g, ef, n, lo, n);
+    const size_t count = candidates.indices.size();
+    if (count >= k) {
+      TopKSelection sel;
+      std::vector<uint32_t> keys = candidates.keys;
+      sel.threshold = mthLargest(keys, k);
+      size_t greater = 0;
+      for (uint32_t key : keys) greater += key > sel.threshold;
+      size_t ties = k - greater;
+      // Branch-free: about half the candidates are taken, in no predictable pattern.
+      sel.indices.resize(k + 1);
+      sel.values.resize(k + 1);
+      size_t taken = 0;
+      for (size_t j = 0; j < count; ++j) {
+        const uint32_t key = candidates.keys[j];
+        const bool tie = key == sel.threshold && ties > 0;
+        ties -= tie;
+        sel.indices[taken] = candidates.indices[j];
+        sel.values[taken] = candidates.values[j];
+        taken += (key > sel.threshold) | tie;
+      }
+      sel.indices.resize(k);
+      sel.values.resize(k);
+      return sel;
+    }
+  } else if (ef != nullptr) {
+    (void)collect(g, ef, n, 0xffffffffu, 0);
+  }
+  return exactOverAll(c, n, k);
+}
+
+TopKSelection thresholdSelection(const float* g, float* ef, size_t n, uint64_t k) {
+  if (k == 0 || n == 0) {
+    if (ef != nullptr) (void)collect(g, ef, n, 0xffffffffu, 0);
+    return {};
+  }
+  std::vector<uint32_t> samples = sampleKeys(g, ef, n);
+  TopKSelection sel;
+  sel.threshold = mthLargest(samples, sampleRank(k, n, samples.size()));
+  Candidates found = collect(g, ef, n, sel.threshold, k);
+  sel.indices = std::move(found.indices);
+  sel.values = std::move(found.values);
+  return sel;
+}
 
 class TopKCodec final : public Codec {
  public:
@@ -48,19 +184,17 @@ class TopKCodec final : public Codec {
     }
     if (n > 0xffffffffull) return invalidArgument("topk codec: more than 2^32 - 1 elements");
     PLEXUS_TRY(checkEncodeArgs(*this, input, ef, out));
-    const float* c = input.data();
-    if (!ef.empty()) {
-      for (size_t i = 0; i < n; ++i) ef[i] = codec::addRn(input[i], ef[i]);
-      c = ef.data();
-    }
-    TopKSelection sel = threshold_ ? topkThresholdSelection(c, n, k) : topkExactSelection(c, n, k);
+    // Selection folds error feedback (ef = g + ef) in the same pass that finds candidates.
+    float* e = ef.empty() ? nullptr : ef.data();
+    const TopKSelection sel = threshold_ ? thresholdSelection(input.data(), e, n, k)
+                                         : exactSelection(input.data(), e, n, k);
     uint8_t* idx = out.data() + kPayloadHeaderBytes;
     uint8_t* val = idx + 4 * sel.indices.size();
     // Selection is done; write pairs in index order (selection functions return them sorted).
     for (size_t j = 0; j < sel.indices.size(); ++j) {
       const uint32_t i = sel.indices[j];
       std::memcpy(idx + 4 * j, &i, 4);
-      std::memcpy(val + 4 * j, &c[i], 4);
+      std::memcpy(val + 4 * j, &sel.values[j], 4);
       if (!ef.empty()) ef[i] = 0.0f;
     }
     PayloadHeader h;
@@ -83,52 +217,19 @@ class TopKCodec final : public Codec {
   bool threshold_;
 };
 
-// The m-th largest (1-based) of keys; reorders keys.
-uint32_t mthLargest(std::vector<uint32_t>& keys, size_t m) {
-  std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(m - 1), keys.end(),
-                   [](uint32_t a, uint32_t b) { return a > b; });
-  return keys[m - 1];
-}
-
 }  // namespace
 
 TopKSelection topkExactSelection(const float* c, size_t n, uint64_t k) {
-  TopKSelection sel;
-  if (k == 0 || n == 0) return sel;
-  std::vector<uint32_t> keys(n);
-  for (size_t i = 0; i < n; ++i) keys[i] = keyOf(c[i]);
-  sel.threshold = mthLargest(keys, k);
-  size_t greater = 0;
-  for (size_t i = 0; i < n; ++i) greater += keyOf(c[i]) > sel.threshold;
-  size_t ties = k - greater;  // >= 1: the k-th largest itself is a tie
-  sel.indices.reserve(k);
-  for (size_t i = 0; i < n; ++i) {
-    const uint32_t key = keyOf(c[i]);
-    if (key > sel.threshold || (key == sel.threshold && ties > 0 && ties--)) {
-      sel.indices.push_back(static_cast<uint32_t>(i));
-    }
-  }
-  return sel;
+  return exactSelection(c, nullptr, n, k);
 }
 
 uint32_t topkEstimateThreshold(const float* c, size_t n, uint64_t k) {
-  const size_t s = std::min<size_t>(n, kTopKSamples);
-  std::vector<uint32_t> keys(s);
-  for (size_t j = 0; j < s; ++j) keys[j] = keyOf(c[topkSampleIndex(j, n, s)]);
-  size_t m = static_cast<size_t>((k * s + n - 1) / n);
-  m = std::clamp<size_t>(m, 1, s);
-  return mthLargest(keys, m);
+  std::vector<uint32_t> samples = sampleKeys(c, nullptr, n);
+  return mthLargest(samples, sampleRank(k, n, samples.size()));
 }
 
 TopKSelection topkThresholdSelection(const float* c, size_t n, uint64_t k) {
-  TopKSelection sel;
-  if (k == 0 || n == 0) return sel;
-  sel.threshold = topkEstimateThreshold(c, n, k);
-  sel.indices.reserve(k);
-  for (size_t i = 0; i < n && sel.indices.size() < k; ++i) {
-    if (keyOf(c[i]) >= sel.threshold) sel.indices.push_back(static_cast<uint32_t>(i));
-  }
-  return sel;
+  return thresholdSelection(c, nullptr, n, k);
 }
 
 StatusOr<std::unique_ptr<Codec>> makeTopKCodec(uint64_t k, double ratio, bool threshold) {

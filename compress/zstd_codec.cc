@@ -1,6 +1,9 @@
 // Lossless zstd of the f32 bytes, for sparse payloads and checkpoints. Header: p0 = level
 // (informational). Body: one zstd frame whose content size must be exactly 4 * count. Without
 // zstd in the build every entry point returns Unimplemented.
+#include <algorithm>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,9 +18,28 @@ namespace {
 
 #if defined(PLEXUS_HAVE_ZSTD)
 
+struct FreeCCtx {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+struct FreeDCtx {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+Status corruptedFrame(size_t code) {
+  return invalidArgument(std::string("zstd payload corrupted: ") +
+                         (ZSTD_isError(code) ? ZSTD_getErrorName(code) : "short frame"));
+}
+
+// One decompression context per thread, kept across calls (decode is const and may run
+// concurrently); creating one per call costs more than decoding a small payload.
+ZSTD_DCtx* threadDCtx() {
+  thread_local std::unique_ptr<ZSTD_DCtx, FreeDCtx> dctx(ZSTD_createDCtx());
+  return dctx.get();
+}
+
 class ZstdCodec final : public Codec {
  public:
-  explicit ZstdCodec(int level) : level_(level) {}
+  explicit ZstdCodec(int level) : level_(level), cctx_(ZSTD_createCCtx()) {}
 
   CodecId id() const override { return CodecId::kZstd; }
   std::string spec() const override { return "zstd:level=" + std::to_string(level_); }
@@ -33,8 +55,11 @@ class ZstdCodec final : public Codec {
       for (size_t i = 0; i < input.size(); ++i) ef[i] = codec::addRn(input[i], ef[i]);
       c = ef.data();
     }
-    const size_t z = ZSTD_compress(out.data() + kPayloadHeaderBytes,
-                                   out.size() - kPayloadHeaderBytes, c, 4 * input.size(), level_);
+    if (cctx_ == nullptr) return internalError("zstd codec: out of memory for a context");
+    // The same frame as ZSTD_compress at this level, without a context allocation per call.
+    const size_t z =
+        ZSTD_compressCCtx(cctx_.get(), out.data() + kPayloadHeaderBytes,
+                          out.size() - kPayloadHeaderBytes, c, 4 * input.size(), level_);
     if (ZSTD_isError(z)) {
       return internalError(std::string("zstd codec: compression failed: ") + ZSTD_getErrorName(z));
     }
@@ -51,6 +76,7 @@ class ZstdCodec final : public Codec {
 
  private:
   int level_;
+  std::unique_ptr<ZSTD_CCtx, FreeCCtx> cctx_;  // encode() may mutate codec state (codec.h)
 };
 
 #else
@@ -86,16 +112,41 @@ Status decodeZstdBody(const PayloadHeader& h, const uint8_t* body, std::span<flo
     return invalidArgument("zstd payload corrupted: frame content size does not match " +
                            std::to_string(h.count) + " elements");
   }
-  std::vector<float> tmp(accumulate ? h.count : 0);
-  float* dst = accumulate ? tmp.data() : out.data();
-  // The capacity is exactly 4 * count, so even a lying frame cannot write past it.
-  const size_t got = ZSTD_decompress(dst, 4 * h.count, body, h.bodyBytes);
-  if (ZSTD_isError(got) || got != 4 * h.count) {
-    return invalidArgument(std::string("zstd payload corrupted: ") +
-                           (ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short frame"));
+  ZSTD_DCtx* dctx = threadDCtx();
+  if (dctx == nullptr) return internalError("zstd: out of memory for a context");
+  if (!accumulate) {
+    // The capacity is exactly 4 * count, so even a lying frame cannot write past it.
+    const size_t got = ZSTD_decompressDCtx(dctx, out.data(), 4 * h.count, body, h.bodyBytes);
+    if (ZSTD_isError(got) || got != 4 * h.count) return corruptedFrame(got);
+    return okStatus();
   }
-  if (accumulate) {
-    for (uint64_t i = 0; i < h.count; ++i) out[i] = codec::addRn(out[i], tmp[i]);
+  // Accumulate: decompress a cache-sized piece at a time and add it, instead of a count-sized
+  // temporary. A piece may end inside a float; those bytes move to the front of the next one.
+  constexpr size_t kPiece = size_t{64} << 10;  // floats
+  std::vector<float> piece(static_cast<size_t>(std::min<uint64_t>(h.count, kPiece)) + 1);
+  ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
+  ZSTD_inBuffer in{body, h.bodyBytes, 0};
+  uint64_t done = 0;   // floats added
+  size_t carried = 0;  // bytes of a partial float at the front of `piece`
+  for (size_t ret = 1; ret != 0;) {
+    // Never more than 4 * count bytes in all, as in the one-shot decode.
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(h.count - done, kPiece));
+    ZSTD_outBuffer o{piece.data(), 4 * want, carried};
+    const size_t inBefore = in.pos;
+    ret = ZSTD_decompressStream(dctx, &o, &in);
+    if (ZSTD_isError(ret)) return corruptedFrame(ret);
+    if (ret != 0 && in.pos == inBefore && o.pos == carried) return corruptedFrame(0);  // stuck
+    const size_t whole = o.pos / 4;
+    for (size_t i = 0; i < whole; ++i) out[done + i] = codec::addRn(out[done + i], piece[i]);
+    done += whole;
+    carried = o.pos % 4;
+    std::memmove(piece.data(), reinterpret_cast<const uint8_t*>(piece.data()) + 4 * whole, carried);
+  }
+  if (done != h.count) return corruptedFrame(0);
+  if (in.pos < in.size) {
+    // What follows the frame must decode to nothing, as ZSTD_decompress into 4 * count requires.
+    const size_t rest = ZSTD_decompressDCtx(dctx, piece.data(), 0, body + in.pos, in.size - in.pos);
+    if (ZSTD_isError(rest) || rest != 0) return corruptedFrame(rest);
   }
   return okStatus();
 #else
