@@ -169,7 +169,9 @@ StatusOr<HostTopology> decodeHostTopology(const std::vector<uint8_t>& blob) {
   t.hostname = r.str(kMaxNameBytes);
   t.bootId = r.str(kMaxNameBytes);
   t.nodeId = r.str(kMaxNameBytes);
-  t.nodeIdOverridden = r.u32() != 0;
+  const uint32_t overridden = r.u32();  // a flag: 0 or 1, nothing else (found by fuzzing)
+  good = good && overridden <= 1;
+  t.nodeIdOverridden = overridden == 1;
   t.source = r.str(kMaxNameBytes);
   t.pid = static_cast<int64_t>(getU64(r));
   t.memoryBytes = getU64(r);

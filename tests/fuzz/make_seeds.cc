@@ -58,7 +58,15 @@ int main(int argc, char** argv) {
   identity.nodeIdOverridden = true;
   identity.pid = 4242;
   write(root / "peer_records", "identity", encodeHostTopology(identity));
-  if (auto host = detectHostTopology(); host.ok()) {
+  // Regression: a node-id flag of 2 once decoded as true and re-encoded as 1. The flag follows
+  // magic, version and three length-prefixed strings.
+  std::vector<uint8_t> badFlag = encodeHostTopology(identity);
+  const size_t flagAt = 8 + 3 * 4 + identity.hostname.size() + identity.bootId.size() +
+                        identity.nodeId.size();
+  badFlag.at(flagAt) = 2;
+  write(root / "peer_records", "regression-flag", badFlag);
+  // The /sys detector: hwloc's dlopen'ed plugins leak at exit, which ASan builds report.
+  if (auto host = detectHostTopologyFromSysfs(); host.ok()) {
     write(root / "peer_records", "host", encodeHostTopology(*host));
   }
   internal::PeerRecord record;
