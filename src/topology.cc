@@ -104,6 +104,9 @@ bool parseCpuList(const std::string& text, std::vector<int>* out) {
   return true;
 }
 
+// The largest PCI link bandwidth a record carries, in MB/s (4 PB/s: far beyond any link).
+constexpr uint32_t kMaxLinkMBps = 4'000'000'000u;
+
 std::vector<uint8_t> encodeHostTopology(const HostTopology& t) {
   ByteWriter w;
   w.u32(kTopologyMagic);
@@ -152,8 +155,8 @@ std::vector<uint8_t> encodeHostTopology(const HostTopology& t) {
     putI32(w, n.numaNode);
     putCpus(w, n.localCpus);
     putU64(w, static_cast<uint64_t>(n.speedMbps));
-    w.u32(
-        static_cast<uint32_t>(std::lround(std::clamp(n.pciLinkGBps * 1000.0, 0.0, 4e9))));  // MB/s
+    w.u32(static_cast<uint32_t>(
+        std::lround(std::clamp(n.pciLinkGBps * 1000.0, 0.0, double{kMaxLinkMBps}))));  // MB/s
   }
   putCpus(w, t.binding);
   return w.take();
@@ -215,7 +218,9 @@ StatusOr<HostTopology> decodeHostTopology(const std::vector<uint8_t>& blob) {
     nic.numaNode = getI32(r);
     nic.localCpus = getCpus(r, &good);
     nic.speedMbps = static_cast<int64_t>(getU64(r));
-    nic.pciLinkGBps = r.u32() / 1000.0;
+    const uint32_t linkMBps = r.u32();
+    good = good && linkMBps <= kMaxLinkMBps;  // what the encoder can write (found by fuzzing)
+    nic.pciLinkGBps = linkMBps / 1000.0;
     good = good && plausibleIndex(nic.numaNode) && nic.speedMbps >= -1;
   }
   t.binding = getCpus(r, &good);
