@@ -154,11 +154,17 @@ Status CommunicatorImpl::connectPeers() {
   PLEXUS_TRY(learnTopology());
   auto rules = parseAlgoRules(config_.algo, algorithms_);
   PLEXUS_TRY(rules.status());
-  hierarchy_.model = costModelFor(topology_);
-  selector_ =
-      std::make_unique<Selector>(&algorithms_, std::move(rules).value(), hierarchy_.model, size_);
   PLEXUS_TRY(createTransports());
   bootstrap::StoreClient& store = *store_->client;
+  // The tuning table is keyed by the link levels' specs, known once the transports are.
+  auto tuning = loadJobTuning(config_, signatureOf(topology_, levelSpec_[0], levelSpec_[1]),
+                              algorithms_, store, prefix_ + "tuning", rank_, size_);
+  PLEXUS_TRY(tuning.status());
+  const CostModel links =
+      tuning->tuning ? tuning->tuning->table.links.applyTo(defaultCostModel()) : defaultCostModel();
+  hierarchy_.model = costModelFor(topology_, links);
+  selector_ = std::make_unique<Selector>(&algorithms_, std::move(rules).value(), hierarchy_.model,
+                                         size_, tuning->tuning);
   auto peerKey = [this](int rank) { return prefix_ + "peer/" + std::to_string(rank); };
   PeerRecord self;
   self.rank = rank_;

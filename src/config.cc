@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <limits>
 
+#include "src/tuning.h"
+
 namespace plexus {
 namespace {
 
@@ -84,6 +86,12 @@ StatusOr<Config> Config::fromEnv(const bootstrap::EnvLookup& env) {
   }
   if (auto v = env("PLEXUS_BIND_ADDR")) c.bindAddress = *v;
   if (auto v = env("PLEXUS_ALGO")) c.algo = *v;
+  if (auto v = env("PLEXUS_TUNING_FILE")) {
+    c.tuningFile = *v == "none" ? "" : *v;
+    c.tuningFileExplicit = true;
+  } else {
+    c.tuningFile = internal::defaultTuningPath(env);
+  }
   return c;
 }
 

@@ -32,6 +32,12 @@ struct Config {
   std::string bindAddress;
   /// PLEXUS_ALGO: algorithm override, e.g. "allreduce:0-64k:rhd;64k-inf:ring".
   std::string algo;
+  /// PLEXUS_TUNING_FILE: the tuning table plexus-tune writes and the selector reads (see
+  /// src/tuning.h). Unset: $XDG_CACHE_HOME/plexus/tuning.json, else
+  /// $HOME/.cache/plexus/tuning.json. Empty or "none": no table. `tuningFileExplicit`: the
+  /// variable named it, so its absence is worth a warning.
+  std::string tuningFile;
+  bool tuningFileExplicit = false;
 
   /// Reads the PLEXUS_* variables through `env`. InvalidArgument names a malformed variable.
   static StatusOr<Config> fromEnv(const bootstrap::EnvLookup& env);

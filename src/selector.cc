@@ -139,8 +139,33 @@ CostModel costModelFor(const JobTopology& topology, CostModel m) {
 }
 
 Selector::Selector(const std::vector<std::unique_ptr<Algorithm>>* algorithms,
-                   std::vector<AlgoRule> rules, CostModel model, int worldSize)
-    : algorithms_(algorithms), rules_(std::move(rules)), model_(model), worldSize_(worldSize) {}
+                   std::vector<AlgoRule> rules, CostModel model, int worldSize,
+                   std::shared_ptr<const LoadedTuning> tuning)
+    : algorithms_(algorithms),
+      rules_(std::move(rules)),
+      model_(model),
+      worldSize_(worldSize),
+      tuning_(std::move(tuning)) {
+  if (tuning_ == nullptr) return;
+  // Names were checked when the table was loaded; one this list lacks is left out.
+  for (const CollectiveTuning& c : tuning_->table.collectives) {
+    for (const TuningRange& r : c.ranges) {
+      for (const auto& algo : *algorithms_) {
+        if (algo->collective() != c.kind || r.algorithm != algo->name()) continue;
+        tuned_[static_cast<size_t>(c.kind) % kNumCollectiveKinds].push_back(
+            {r.lo, r.hi, algo.get()});
+        break;
+      }
+    }
+  }
+}
+
+const Selector::TunedRange* Selector::tunedRange(CollectiveKind kind, size_t bytes) const {
+  for (const TunedRange& r : tuned_[static_cast<size_t>(kind) % kNumCollectiveKinds]) {
+    if (bytes >= r.lo && bytes < r.hi) return &r;
+  }
+  return nullptr;
+}
 
 StatusOr<Algorithm*> Selector::byName(const CollectiveRequest& req, const std::string& name,
                                       const char* why) const {
@@ -168,6 +193,15 @@ StatusOr<Algorithm*> Selector::select(const CollectiveRequest& req,
     }
     return byName(req, rule.algorithm, "chosen by PLEXUS_ALGO");
   }
+  const TunedRange* tuned = tunedRange(req.kind, bytes);
+  Status tunedStatus;  // why the table's algorithm cannot run the request
+  if (tuned != nullptr) {
+    tunedStatus = tuned->algorithm->supports(req, worldSize_);
+    if (tunedStatus.ok()) {
+      logChoice(req, *tuned->algorithm, tuning_->reason.c_str());
+      return tuned->algorithm;
+    }
+  }
   // The hot path only compares costs; the explanation (formatted floats, strings) is built
   // only when it is printed or returned: it used to be a quarter of a small all-reduce's
   // instructions.
@@ -185,7 +219,14 @@ StatusOr<Algorithm*> Selector::select(const CollectiveRequest& req,
     return unimplemented(std::string("no ") + collectiveName(req.kind) +
                          " algorithm supports this request (" + explain(req) + ")");
   }
-  logChoice(req, *best);
+  if (tuned != nullptr && logEnabled(LogLevel::kInfo)) {
+    const std::string why = tuning_->reason + " names " + tuned->algorithm->name() +
+                            ", which cannot run it (" + tunedStatus.message() +
+                            "); falling back to the " + explain(req);
+    logChoice(req, *best, why.c_str());
+  } else {
+    logChoice(req, *best);
+  }
   return best;
 }
 

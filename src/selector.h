@@ -1,7 +1,9 @@
 // The selector: which algorithm runs a request. In order of precedence: the caller's explicit
-// choice (plexus-perf -a, CommunicatorImpl::run's `algorithm`), a PLEXUS_ALGO rule, and the
-// cheapest supported algorithm under an alpha-beta-gamma cost model. An algorithm that cannot
-// run a request is never chosen automatically; forcing it is an error that says why.
+// choice (plexus-perf -a, CommunicatorImpl::run's `algorithm`), a PLEXUS_ALGO rule, the range of
+// a tuning table measured on this shape of job (plexus-tune, src/tuning.h), and the cheapest
+// supported algorithm under an alpha-beta-gamma cost model. An algorithm that cannot run a
+// request is never chosen automatically; forcing it (or naming it in PLEXUS_ALGO) is an error
+// that says why, while a tuning table naming it falls through to the model.
 //
 // PLEXUS_ALGO syntax: rules separated by ';'. A rule is COLLECTIVE:LO-HI:ALGO (requests of that
 // collective whose count × element size lies in [LO, HI)), LO-HI:ALGO (same collective as the
@@ -20,6 +22,7 @@
 #include "algorithms/algorithm.h"
 #include "plexus/status.h"
 #include "src/topology.h"
+#include "src/tuning.h"
 
 namespace plexus::internal {
 
@@ -46,16 +49,20 @@ CostModel costModelFor(const JobTopology& topology, CostModel links = defaultCos
 
 class Selector {
  public:
-  /// `algorithms` must outlive the selector.
+  /// `algorithms` must outlive the selector. `tuning` (may be null) is the job's tuning table;
+  /// `model` should carry its measured link costs (TuningLinks::applyTo).
   Selector(const std::vector<std::unique_ptr<Algorithm>>* algorithms, std::vector<AlgoRule> rules,
-           CostModel model, int worldSize);
+           CostModel model, int worldSize, std::shared_ptr<const LoadedTuning> tuning = nullptr);
 
   /// The algorithm for `request`: the one named `forced` when not empty, else the first
-  /// matching rule's, else the cheapest supported one. Logs the choice and the reason at INFO
-  /// (once per collective, power-of-two size class and reason). Thread-safe.
+  /// matching rule's, else the tuning table's when it covers the size and its algorithm can
+  /// run the request, else the cheapest supported one. Logs the choice and the reason at INFO
+  /// (once per collective and power-of-two size class). Thread-safe.
   StatusOr<Algorithm*> select(const CollectiveRequest& request, const std::string& forced) const;
 
   const CostModel& model() const { return model_; }
+  /// The tuning table in use, or null.
+  const LoadedTuning* tuning() const { return tuning_.get(); }
 
  private:
   StatusOr<Algorithm*> byName(const CollectiveRequest& request, const std::string& name,
@@ -67,10 +74,19 @@ class Selector {
   /// Why the cost model chose: every algorithm's estimate or why it cannot run the request.
   std::string explain(const CollectiveRequest& request) const;
 
+  /// A tuning table's range, its algorithm resolved once at construction.
+  struct TunedRange {
+    size_t lo = 0, hi = SIZE_MAX;
+    Algorithm* algorithm = nullptr;
+  };
+  const TunedRange* tunedRange(CollectiveKind kind, size_t bytes) const;
+
   const std::vector<std::unique_ptr<Algorithm>>* algorithms_;
   std::vector<AlgoRule> rules_;
   CostModel model_;
   int worldSize_;
+  std::shared_ptr<const LoadedTuning> tuning_;
+  std::array<std::vector<TunedRange>, kNumCollectiveKinds> tuned_;  // by CollectiveKind
   // Bit b of logged_[kind] set: size class 2^b already logged (INFO noise stays bounded).
   mutable std::array<std::atomic<uint64_t>, kNumCollectiveKinds> logged_{};
 };

@@ -56,7 +56,9 @@ for layout in $layouts; do
             print a, $2, $2 / t / 1e3 * 2 * (n - 1) / n }
           $1 == "[0]" && /INFO: allreduce of [0-9]+ bytes/ && index($0, "on " n " ranks:") {
             for (i = 1; i <= NF; i++) if ($i == "of") { b = $(i + 1); c = $(i + 6) }
-            print b, c > choice }' >> "$out/$layout"
+            print b, c > choice }
+          /^netsim: rank|WRONG|plexus-perf:/ { print > "/dev/stderr" }' >> "$out/$layout" ||
+        echo "hier_vs_flat: $layout $algo round $round failed; its sizes are missing" >&2
     done
   done
   echo "## $nodes nodes x $per ranks, inter-node links $rate (best of $rounds rounds, busbw GB/s)"

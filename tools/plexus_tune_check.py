@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""plexus-tune's done check: is the automatic all-reduce choice within 5% of the best forced
+algorithm at every size of the sweep?
+
+    tools/plexus_tune_check.py --build build -n 4 [--nodes 2] [--rounds 5] [--table FILE]
+                               [-b 8] [-e 32M] [-f 4] [--iters 20] [--algos ring,rhd,tree]
+
+Runs `plexusrun -n N plexus-perf allreduce -a X` for X in auto and every forced algorithm (with
+up to 2000 calls per size: small sizes need many to reach their steady state), in
+interleaved rounds (the order rotates each round, so a slow spell of a shared machine hits
+every algorithm alike), with PLEXUS_TUNING_FILE=FILE. Per size and algorithm it keeps the best
+and the median out-of-place busbw over the rounds; the auto runs log (PLEXUS_DEBUG=INFO) which
+algorithm the selector chose and why. Prints one row per size: the auto choice, its busbw,
+the best forced algorithm and its busbw, their ratio; the choice ratio (the chosen algorithm's
+forced runs against the best forced runs: the choice alone, measured alike) and the noise
+(auto against its own algorithm forced: 1.0 on a quiet machine). Exits 1 when a ratio (of the
+best rounds) is below 0.95.
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+ROW = re.compile(r"^\[0\]\s+(\d+)\s+\d+\s+\S+\s+\S+\s+-?\d+\s+(\S+)\s+(\S+)\s+(\S+)")
+CHOICE = re.compile(r"^\[0\] plexus\[rank 0\] INFO: allreduce of (\d+) bytes on \d+ ranks: "
+                    r"(\S+) \((.*)\)$")
+
+
+def parse_size(text):
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.lower().rstrip("b")
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def size_groups(args):
+    """The sweep's sizes (as plexus-perf makes them) in runs of equal iteration counts: enough
+    calls that a size's first-call costs (buffers, registration) do not dominate, as they do
+    with 20 calls of a few microseconds each."""
+    sizes, size = [], parse_size(args.b)
+    while True:
+        sizes.append(size)
+        if size >= parse_size(args.e) or size > parse_size(args.e) // args.f:
+            break
+        size *= args.f
+    groups = []
+    for size in sizes:
+        iters = max(args.iters, min(2000, (64 << 20) // size))
+        if groups and groups[-1][2] == iters:
+            groups[-1][1] = size
+        else:
+            groups.append([size, size, iters])
+    return groups
+
+
+def run_perf(args, algo, env):
+    out_text = ""
+    for lo, hi, iters in size_groups(args):
+        cmd = [os.path.join(args.build, "plexusrun"), "--timeout", "300", "-n", str(args.n)]
+        if args.nodes:
+            cmd += ["--nodes", str(args.nodes)]
+        cmd += [os.path.join(args.build, "plexus-perf"), "allreduce", "-b", str(lo), "-e",
+                str(hi), "-f", str(args.f), "-n", str(iters), "-w", "20", "-c", "0"]
+        if algo != "auto":
+            cmd += ["-a", algo]
+        for _ in range(3):  # a port taken by another job's launcher: try again
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+            if out.returncode == 0:
+                break
+            time.sleep(2)
+        if out.returncode != 0:
+            sys.exit(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
+        out_text += out.stdout + out.stderr
+    busbw, choices = {}, {}
+    for line in out_text.splitlines():
+        m = ROW.match(line)
+        if m:
+            # busbw from the time column: plexus-perf prints busbw with 2 decimals, too
+            # coarse for small sizes.
+            size, us = int(m.group(1)), float(m.group(2))
+            busbw[size] = size / us / 1e3 * 2 * (args.n - 1) / args.n
+        m = CHOICE.match(line)
+        if m:
+            reason = m.group(3)
+            source = "table" if reason.startswith("tuning table") else reason.split(":")[0]
+            choices[int(m.group(1))] = (m.group(2), source)
+    return busbw, choices
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--build", default="build")
+    p.add_argument("-n", type=int, default=4)
+    p.add_argument("--nodes", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--table", default=os.environ.get("PLEXUS_TUNING_FILE", ""))
+    p.add_argument("-b", default="8")
+    p.add_argument("-e", default="32M")
+    p.add_argument("-f", type=int, default=4)
+    p.add_argument("--iters", type=int, default=20, help="fewest calls per size")
+    p.add_argument("--algos", default="ring,rhd,tree")
+    args = p.parse_args()
+    env = dict(os.environ, PLEXUS_TUNING_FILE=args.table or "none")
+    algos = ["auto"] + args.algos.split(",")
+    samples = {a: {} for a in algos}  # algo -> size -> [busbw per round]
+    choices = {}
+    for r in range(args.rounds):
+        for k in range(len(algos)):
+            algo = algos[(k + r) % len(algos)]
+            run_env = dict(env, PLEXUS_DEBUG="INFO") if algo == "auto" else env
+            busbw, chosen = run_perf(args, algo, run_env)
+            for size, bw in busbw.items():
+                samples[algo].setdefault(size, []).append(bw)
+            choices.update(chosen)
+        print(f"# round {r + 1}/{args.rounds} done", file=sys.stderr)
+    print(f"# {args.n} ranks{f' on {args.nodes} nodes' if args.nodes else ''}, table "
+          f"{args.table or 'none'}, {args.rounds} rounds, out-of-place busbw (GB/s): best round "
+          f"(median round)")
+    print(f"{'size':>10}  {'auto':>6} {'by':>5}  {'auto busbw':>16}  {'best forced':>11}  "
+          f"{'its busbw':>16}  {'ratio':>11}  {'choice':>6}  {'noise':>5}")
+    worst = worst_choice = 1.0
+    for size in sorted(samples["auto"]):
+        def stat(algo, f):
+            values = samples.get(algo, {}).get(size, [])
+            return f(values) if values else 0.0
+        forced = [a for a in algos[1:] if samples[a].get(size)]
+        best = max(forced, key=lambda a: stat(a, max))
+        best_med = max(stat(a, statistics.median) for a in forced)
+        auto_best, auto_med = stat("auto", max), stat("auto", statistics.median)
+        ratio = auto_best / stat(best, max) if stat(best, max) > 0 else 1.0
+        ratio_med = auto_med / best_med if best_med > 0 else 1.0
+        algo, source = choices.get(size, ("?", "?"))
+        # choice: the chosen algorithm's forced runs against the best forced runs (the choice
+        # alone, measured alike); noise: auto against its own algorithm forced (1.0 on a
+        # quiet machine).
+        choice = stat(algo, max) / stat(best, max) if stat(best, max) > 0 else float("nan")
+        noise = auto_best / stat(algo, max) if stat(algo, max) > 0 else float("nan")
+        worst = min(worst, ratio)
+        worst_choice = min(worst_choice, choice) if choice == choice else worst_choice
+        print(f"{size:>10}  {algo:>6} {source[:5]:>5}  {auto_best:7.3f} ({auto_med:6.3f})  "
+              f"{best:>11}  {stat(best, max):7.3f} ({stat(best, statistics.median):6.3f})  "
+              f"{ratio:5.3f} ({ratio_med:.2f})  {choice:6.3f}  {noise:5.2f}"
+              f"{'' if ratio >= 0.95 else '  <-- FAIL'}")
+    print(f"# worst ratio {worst:.3f}: {'PASS' if worst >= 0.95 else 'FAIL'}; worst choice ratio "
+          f"{worst_choice:.3f}: {'PASS' if worst_choice >= 0.95 else 'FAIL'}")
+    return 0 if worst >= 0.95 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
