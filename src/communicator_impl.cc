@@ -1,10 +1,12 @@
 #include "src/communicator_impl.h"
 
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 
 #include "algorithms/builtin.h"
 #include "src/bytes.h"
@@ -461,6 +463,9 @@ Status CommunicatorImpl::execute(const CollectiveRequest& req, Algorithm* algori
   Status s = algorithm->run(req, *context_);
   flight_.end(seq, s);
   if (s.ok()) return s;
+  if (s.code() == StatusCode::kDeadlineExceeded || s.code() == StatusCode::kUnavailable) {
+    s = Status(s.code(), s.message() + deadPeersOnThisHost());
+  }
   PLEXUS_LOG(kWarn, "%s", s.toString().c_str());
   {
     std::lock_guard<std::mutex> lock(errorMu_);
@@ -480,6 +485,23 @@ Status CommunicatorImpl::execute(const CollectiveRequest& req, Algorithm* algori
     }
   }
   return s;
+}
+
+std::string CommunicatorImpl::deadPeersOnThisHost() const {
+  // A rank far from a dead one times out waiting for a live neighbour that waits in turn; the
+  // process table names the dead one directly, for every rank of its host.
+  std::string dead;
+  int count = 0;
+  for (int p = 0; p < size_; ++p) {
+    if (p == rank_ || !topology_.sameHost(rank_, p)) continue;
+    const auto pid = static_cast<pid_t>(topology_.host(p).pid);
+    if (pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    dead += std::string(count++ == 0 ? "" : ", ") + "rank " + context_->who(p) + " (pid " +
+            std::to_string(pid) + ")";
+  }
+  if (count == 0) return dead;
+  return (count == 1 ? "; on this host, the process of " : "; on this host, the processes of ") +
+         dead + (count == 1 ? " has exited" : " have exited");
 }
 
 void CommunicatorImpl::abort() {

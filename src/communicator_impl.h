@@ -109,6 +109,9 @@ class CommunicatorImpl {
   void chooseSpin(int ranksOnThisHost);
   Status validateTransfers(const CollectiveRequest& request) const;
   Status execute(const CollectiveRequest& request, Algorithm* algorithm);
+  /// "; on this host, the process of rank 2 (pid 123) has exited" for peers on this host whose
+  /// process is gone; empty when none is.
+  std::string deadPeersOnThisHost() const;
   /// Takes the open group's transfers when the outermost group ends; null request otherwise.
   StatusOr<CollectiveRequest> closeGroup();
 
