@@ -61,8 +61,8 @@ int main(int argc, char** argv) {
   // Regression: a node-id flag of 2 once decoded as true and re-encoded as 1. The flag follows
   // magic, version and three length-prefixed strings.
   std::vector<uint8_t> badFlag = encodeHostTopology(identity);
-  const size_t flagAt = 8 + 3 * 4 + identity.hostname.size() + identity.bootId.size() +
-                        identity.nodeId.size();
+  const size_t flagAt =
+      8 + 3 * 4 + identity.hostname.size() + identity.bootId.size() + identity.nodeId.size();
   badFlag.at(flagAt) = 2;
   write(root / "peer_records", "regression-flag", badFlag);
   // The /sys detector: hwloc's dlopen'ed plugins leak at exit, which ASan builds report.
