@@ -281,7 +281,8 @@ check_survivors() {  # dir victim
     ((r != $2)) || continue
     rc=0
     wait "${pid_of[$r]}" || rc=$?
-    line=$(grep -m1 '^plexus-perf: ' "$1/err.$r" || true)
+    # Sub-communicator ranks are named "rank 1 (world rank 3)": only the world rank counts.
+    line=$(grep -m1 '^plexus-perf: ' "$1/err.$r" | sed -E 's/rank [0-9]+ \(world (rank [0-9]+)\)/world \1/g' || true)
     case $line in
       *Unavailable*) codes+=U ;;
       *DeadlineExceeded*) codes+=D ;;
