@@ -85,16 +85,13 @@ StatusOr<std::optional<Work>> inPhase(SubCommunicator& comm, const CollectiveReq
 
 CollectiveRequest subRequest(const CollectiveRequest& req, CollectiveKind kind, size_t count,
                              const void* send, void* recv, int root = -1) {
-  CollectiveRequest sub;
+  CollectiveRequest sub = req;  // its type, memory kind and stream
   sub.kind = kind;
-  sub.type = req.type;
   sub.op = req.op == ReduceOp::kAvg ? ReduceOp::kSum : req.op;
   sub.count = count;
   sub.send = send;
   sub.recv = recv;
   sub.root = root;
-  sub.memory = req.memory;
-  sub.stream = req.stream;
   return sub;
 }
 
