@@ -6,15 +6,15 @@ algorithm at every size of the sweep?
                                [-b 8] [-e 32M] [-f 4] [--iters 20] [--algos ring,rhd,tree]
 
 Runs `plexusrun -n N plexus-perf allreduce -a X` for X in auto and every forced algorithm (with
-up to 2000 calls per size: small sizes need many to reach their steady state), in
-interleaved rounds (the order rotates each round, so a slow spell of a shared machine hits
-every algorithm alike), with PLEXUS_TUNING_FILE=FILE. Per size and algorithm it keeps the best
-and the median out-of-place busbw over the rounds; the auto runs log (PLEXUS_DEBUG=INFO) which
-algorithm the selector chose and why. Prints one row per size: the auto choice, its busbw,
-the best forced algorithm and its busbw, their ratio; the choice ratio (the chosen algorithm's
-forced runs against the best forced runs: the choice alone, measured alike) and the noise
-(auto against its own algorithm forced: 1.0 on a quiet machine). Exits 1 when a ratio (of the
-best rounds) is below 0.95.
+up to 2000 calls per size: small sizes need many to reach their steady state), in interleaved
+rounds (the order rotates each round, so a slow spell of a shared machine hits every algorithm
+alike), with PLEXUS_TUNING_FILE=FILE. Per size and algorithm it keeps the best and the median
+out-of-place busbw over the rounds; a short run with PLEXUS_DEBUG=INFO first logs which
+algorithm the selector chooses at each size and why. Prints one row per size: the auto choice,
+its busbw, the best forced algorithm and its busbw, their ratio; the choice ratio (the chosen
+algorithm's forced runs against the best forced runs: the choice alone, measured alike) and the
+noise (auto against its own algorithm forced: 1.0 on a quiet machine). Exits 1 when a ratio (of
+the best rounds) is below 0.95.
 """
 import argparse
 import os
@@ -55,9 +55,9 @@ def size_groups(args):
     return groups
 
 
-def run_perf(args, algo, env):
+def run_perf(args, algo, env, groups=None):
     out_text = ""
-    for lo, hi, iters in size_groups(args):
+    for lo, hi, iters in groups or size_groups(args):
         cmd = [os.path.join(args.build, "plexusrun"), "--timeout", "300", "-n", str(args.n)]
         if args.nodes:
             cmd += ["--nodes", str(args.nodes)]
@@ -105,15 +105,16 @@ def main():
     env = dict(os.environ, PLEXUS_TUNING_FILE=args.table or "none")
     algos = ["auto"] + args.algos.split(",")
     samples = {a: {} for a in algos}  # algo -> size -> [busbw per round]
-    choices = {}
+    # The selector's choices, from one short run that logs them; the timed runs do not log.
+    sizes = size_groups(args)
+    _, choices = run_perf(args, "auto", dict(env, PLEXUS_DEBUG="INFO"),
+                          [[sizes[0][0], sizes[-1][1], 1]])
     for r in range(args.rounds):
         for k in range(len(algos)):
             algo = algos[(k + r) % len(algos)]
-            run_env = dict(env, PLEXUS_DEBUG="INFO") if algo == "auto" else env
-            busbw, chosen = run_perf(args, algo, run_env)
+            busbw, _ = run_perf(args, algo, env)
             for size, bw in busbw.items():
                 samples[algo].setdefault(size, []).append(bw)
-            choices.update(chosen)
         print(f"# round {r + 1}/{args.rounds} done", file=sys.stderr)
     print(f"# {args.n} ranks{f' on {args.nodes} nodes' if args.nodes else ''}, table "
           f"{args.table or 'none'}, {args.rounds} rounds, out-of-place busbw (GB/s): best round "
