@@ -66,7 +66,10 @@ done
 ((nodes >= 1 && nranks % nodes == 0)) || { echo "kill_stress: --nodes must divide -n" >&2; exit 2; }
 readonly per_node=$((nranks / nodes))
 perf=$build/plexus-perf plexusrun=$build/plexusrun
-[[ -x $perf && -x $plexusrun ]] || { echo "kill_stress: no plexus-perf/plexusrun in $build" >&2; exit 2; }
+if [[ ! -x $perf || ! -x $plexusrun ]]; then
+  echo "kill_stress: no plexus-perf/plexusrun in $build" >&2
+  exit 2
+fi
 RANDOM=$seed  # reproducible victims and delays
 # Bash reports every background job that dies by SIGKILL ("line N: PID Killed ..."), which here
 # is the point of the exercise: drop those notices, keep everything else on stderr.
@@ -121,7 +124,8 @@ start_manual() {  # transport algo dir
 
 start_plexusrun() {  # transport algo dir; sets launcher_pid, then pid_of once ranks exist
   PLEXUS_TRANSPORT=$1 PLEXUS_TIMEOUT_MS=$timeout_ms \
-    "$plexusrun" -n "$nranks" --nodes "$nodes" "$perf" "${perf_args[@]}" -a "$2" >"$3/out.0" 2>"$3/err.0" &
+    "$plexusrun" -n "$nranks" --nodes "$nodes" "$perf" "${perf_args[@]}" -a "$2" \
+    >"$3/out.0" 2>"$3/err.0" &
   launcher_pid=$! && started+=("$!")
 }
 
@@ -147,7 +151,8 @@ wait_ready() {  # launcher dir
     for p in "${watched[@]}"; do
       alive "$p" && continue
       if grep -hq "algorithm named" "$2"/err.*; then
-        verdict="unknown-algorithm: $(grep -hom1 "no allreduce algorithm named[^)]*)" "$2"/err.* | head -1)"
+        verdict="unknown-algorithm: $(grep -hom1 "no allreduce algorithm named[^)]*)" "$2"/err.* |
+          head -1)"
       else
         verdict="no-start: exited before the loop: $(grep -hm1 '^plexus' "$2"/err.* | head -1)"
       fi
@@ -156,7 +161,9 @@ wait_ready() {  # launcher dir
     sleep 0.02
   done
   verdict="no-start: rank 0 printed no row in $((start_us / 1000000)) s"
-  if [[ -n $launcher_pid ]]; then mapfile -t -O "${#watched[@]}" watched < <(pgrep -P "$launcher_pid"); fi
+  if [[ -n $launcher_pid ]]; then
+    mapfile -t -O "${#watched[@]}" watched < <(pgrep -P "$launcher_pid")
+  fi
   for p in "${watched[@]}"; do dump_stacks "$p" "$2/stacks.$p"; done
   return 1
 }
@@ -224,7 +231,8 @@ run_trial() {  # transport algo launcher dir
   done
   seconds=$(fmt_us "$last_us")
   if [[ -z $verdict ]] && ((last_us > bound_us)); then
-    verdict="late: last exit ${seconds} s after the kill ($(late_detail "$dir" "$kill_us" "$victim"))"
+    verdict="late: last exit ${seconds} s after the kill"
+    verdict+=" ($(late_detail "$dir" "$kill_us" "$victim"))"
   fi
   if [[ $launcher == plexusrun ]]; then
     check_plexusrun "$dir" "$victim"
@@ -239,7 +247,8 @@ run_trial() {  # transport algo launcher dir
 # and where each library is loaded, to turn frames in stripped libraries into offsets.
 dump_stacks() {  # pid file
   if command -v gdb >/dev/null; then
-    timeout 60 gdb -p "$1" -batch -ex "thread apply all bt" -ex "info sharedlibrary" >"$2" 2>&1 || true
+    timeout 60 gdb -p "$1" -batch -ex "thread apply all bt" -ex "info sharedlibrary" >"$2" 2>&1 ||
+      true
   fi
 }
 
@@ -250,7 +259,8 @@ late_detail() {  # dir kill_us victim
   for r in "${!pid_of[@]}"; do
     ((r != $3)) || continue
     p=${pid_of[$r]} written=$(stat -c %.6Y "$1/err.$r" 2>/dev/null || echo 0)
-    out+="rank $r: message $(fmt_us $((${written/./} - $2))) exit $(fmt_us $((${exit_us[$p]:-0} - $2))); "
+    out+="rank $r: message $(fmt_us $((${written/./} - $2)))"
+    out+=" exit $(fmt_us $((${exit_us[$p]:-0} - $2))); "
   done
   echo "${out%; }"
 }
@@ -282,7 +292,8 @@ check_survivors() {  # dir victim
     rc=0
     wait "${pid_of[$r]}" || rc=$?
     # Sub-communicator ranks are named "rank 1 (world rank 3)": only the world rank counts.
-    line=$(grep -m1 '^plexus-perf: ' "$1/err.$r" | sed -E 's/rank [0-9]+ \(world (rank [0-9]+)\)/world \1/g' || true)
+    line=$(grep -m1 '^plexus-perf: ' "$1/err.$r" |
+      sed -E 's/rank [0-9]+ \(world (rank [0-9]+)\)/world \1/g' || true)
     case $line in
       *Unavailable*) codes+=U ;;
       *DeadlineExceeded*) codes+=D ;;
@@ -309,9 +320,13 @@ IFS=, read -ra transport_list <<<"$transports"
 IFS=, read -ra algo_list <<<"$algos"
 IFS=, read -ra launcher_list <<<"$launchers"
 for launcher in "${launcher_list[@]}"; do
-  [[ $launcher == manual || $launcher == plexusrun ]] || { echo "unknown launcher $launcher" >&2; exit 2; }
+  if [[ $launcher != manual && $launcher != plexusrun ]]; then
+    echo "kill_stress: unknown launcher $launcher" >&2
+    exit 2
+  fi
 done
-echo "# kill_stress: $nranks ranks on $nodes node(s), $trials trials per row, PLEXUS_TIMEOUT_MS=$timeout_ms," \
+echo "# kill_stress: $nranks ranks on $nodes node(s), $trials trials per row," \
+  "PLEXUS_TIMEOUT_MS=$timeout_ms," \
   "bound $((bound_us / 1000)) ms, seed $seed, logs in $logs"
 for transport in "${transport_list[@]}"; do
   for algo in "${algo_list[@]}"; do
@@ -331,7 +346,8 @@ for transport in "${transport_list[@]}"; do
           if [[ $tolerate != *,${verdict%%:*},* ]]; then failed_any=1; fi
           [[ $verdict == hang* ]] && hangs=$((hangs + 1))
           reasons[${verdict%%:*}]=$((${reasons[${verdict%%:*}]:-0} + 1))
-          echo "FAIL $transport/$algo/$launcher trial $t: $verdict [$(cat "$dir/kill" 2>/dev/null || true); logs $dir]"
+          echo "FAIL $transport/$algo/$launcher trial $t: $verdict" \
+            "[$(cat "$dir/kill" 2>/dev/null || true); logs $dir]"
         fi
         if ((last_us > max_us)); then max_us=$last_us max=$seconds; fi
         ((verbose)) && echo "$transport/$algo/$launcher trial $t: $verdict ${seconds}s $codes"
@@ -349,7 +365,8 @@ done
 printf '\n%-9s %-9s %-9s %6s %4s %8s %5s %8s  %s\n' transport algorithm launcher trials ok \
   failures hangs max_s "failure reasons (U=Unavailable, D=DeadlineExceeded)"
 printf '%s\n' "${rows[@]}"
-echo "# max_s: seconds from the kill to the last survivor's exit (plexusrun: to its own exit)"
+echo "# max_s: seconds from the kill to the last survivor's exit (plexusrun: to its own exit;" \
+  "hung processes are in 'hangs', not here)"
 if [[ -n $tolerate ]]; then echo "# tolerated (counted, not fatal): ${tolerate:1:-1}"; fi
 if ((own_logs && !kept_logs)); then rm -rf "$logs"; fi
 exit "$failed_any"
