@@ -9,13 +9,18 @@
 namespace plexus {
 namespace {
 
-// Tag layout: [sequence: 16 bits][step: 16 bits][chunk: 16 bits] = kTagBits. Collectives run
-// one at a time per communicator, so 16 bits of sequence separate a collective's messages from
-// its neighbours'; chunks wrap, which is safe because equal tags match in send order.
-constexpr int kSeqBits = 16;
+// Tag layout: [space: 2 bits][sequence: 14 bits][step: 16 bits][chunk: 16 bits] = kTagBits.
+// Collectives run one at a time per communicator, so 14 bits of sequence separate a
+// collective's messages from its neighbours'; chunks wrap, which is safe because equal tags
+// match in send order. Point-to-point tags are [space][46-bit ordinal of the pair's message].
+constexpr int kSpaceBits = 2;
+constexpr int kSeqBits = 14;
 constexpr int kStepBits = 16;
-constexpr int kChunkBits = kTagBits - kSeqBits - kStepBits;
+constexpr int kChunkBits = kTagBits - kSpaceBits - kSeqBits - kStepBits;
 static_assert(kChunkBits == 16);
+constexpr int kSpaceShift = kTagBits - kSpaceBits;
+
+uint64_t spaceBits(TagSpace space) { return uint64_t{static_cast<uint8_t>(space)} << kSpaceShift; }
 
 // Longest a driver blocks at once: short enough to re-check the deadline and abort flag.
 constexpr auto kMaxBlock = std::chrono::milliseconds(2);
@@ -30,8 +35,10 @@ constexpr auto kCancelWait = std::chrono::milliseconds(500);
 }  // namespace
 
 void CollectiveContext::begin(uint64_t sequence, const char* opName,
-                              std::chrono::milliseconds timeout, std::chrono::microseconds spin) {
+                              std::chrono::milliseconds timeout, std::chrono::microseconds spin,
+                              TagSpace space) {
   sequence_ = sequence;
+  space_ = space;
   opName_ = opName;
   deadline_ = std::chrono::steady_clock::now() + timeout;
   spin_ = spin;
@@ -42,7 +49,11 @@ uint64_t CollectiveContext::tag(uint32_t step, uint32_t chunk) const {
   PLEXUS_CHECK(step < (1u << kStepBits));
   uint64_t seq = sequence_ & ((uint64_t{1} << kSeqBits) - 1);
   uint64_t c = chunk & ((uint64_t{1} << kChunkBits) - 1);
-  return (seq << (kStepBits + kChunkBits)) | (uint64_t{step} << kChunkBits) | c;
+  return spaceBits(space_) | (seq << (kStepBits + kChunkBits)) | (uint64_t{step} << kChunkBits) | c;
+}
+
+uint64_t CollectiveContext::pointToPointTag(uint64_t ordinal) {
+  return spaceBits(TagSpace::kPointToPoint) | (ordinal & ((uint64_t{1} << kSpaceShift) - 1));
 }
 
 bool CollectiveContext::progressAll() {

@@ -15,6 +15,13 @@
 
 namespace plexus {
 
+/// Which traffic a tag belongs to. Each space has its own numbering, so the messages of one
+/// can never match another's: collectives are numbered by the communicator's collective
+/// sequence (every rank takes part in each), point-to-point messages by an ordinal per pair of
+/// ranks (only the two take part), and the teardown barrier stands apart from both (a rank
+/// that failed a collective must not have its goodbye taken for the collective's data).
+enum class TagSpace : uint8_t { kCollective = 0, kPointToPoint = 1, kTeardown = 2 };
+
 class CollectiveContext {
  public:
   /// `transports`: every transport the connections come from (one, or one per link level);
@@ -39,10 +46,13 @@ class CollectiveContext {
   /// Starts one collective: its sequence number (for tags and messages), its deadline, its
   /// name for error messages, and the spin time before blocking.
   void begin(uint64_t sequence, const char* opName, std::chrono::milliseconds timeout,
-             std::chrono::microseconds spin);
+             std::chrono::microseconds spin, TagSpace space = TagSpace::kCollective);
   uint64_t sequence() const { return sequence_; }
   /// A tag unique to (this collective, step, chunk) among the messages between two ranks.
   uint64_t tag(uint32_t step, uint32_t chunk) const;
+  /// The tag of the `ordinal`-th point-to-point message from one rank to another (counted
+  /// over the communicator's life by sender and receiver alike).
+  static uint64_t pointToPointTag(uint64_t ordinal);
 
   /// Drives the transport once. Returns an error when the deadline passed or the communicator
   /// was aborted; between calls that make no progress it spins, then blocks briefly.
@@ -83,6 +93,7 @@ class CollectiveContext {
   const std::vector<int>* worldRanks_ = nullptr;
   size_t chunkBytes_;
   uint64_t sequence_ = 0;
+  TagSpace space_ = TagSpace::kCollective;
   const char* opName_ = "";
   std::chrono::steady_clock::time_point deadline_{};
   std::chrono::microseconds spin_{0};

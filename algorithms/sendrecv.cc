@@ -3,8 +3,10 @@
 // does the rank wait, so no order of sends and receives across ranks can deadlock: each
 // message finds either its posted receive or the transport's unexpected queue.
 //
-// The k-th send from rank a to rank b in a group matches the k-th receive of b from a (the
-// tag's chunk field carries k); a mismatch in size fails the receive with a clear error.
+// The k-th send from rank a to rank b matches the k-th receive of b from a, counted over the
+// communicator's life (the tag carries k, in a tag space of its own: only the two ranks take
+// part, so the collectives' sequence cannot number them); a mismatch in size fails the
+// receive with a clear error.
 // Sends to self are matched with receives from self in the same group and become copies
 // (validation rejects a group where they do not pair up). Bytes: exactly what was asked; one
 // α of latency for the whole group.
@@ -32,9 +34,10 @@ class GroupSendRecv final : public Algorithm {
     const int n = ctx.size(), r = ctx.rank();
     if (!req.transfers) return okStatus();
     const auto& all = *req.transfers;
-    // Reused across calls (one collective runs at a time per communicator).
-    sendOrdinal_.assign(n, 0);
-    recvOrdinal_.assign(n, 0);
+    // Per-pair ordinals live as long as the communicator (one algorithm object per
+    // communicator; one collective runs at a time). The other vectors are reused scratch.
+    sendOrdinal_.resize(n, 0);
+    recvOrdinal_.resize(n, 0);
     ops_.clear();
     selfSends_.clear();
     selfRecvs_.clear();
@@ -43,8 +46,9 @@ class GroupSendRecv final : public Algorithm {
         (t.isSend ? selfSends_ : selfRecvs_).push_back(&t);
         continue;
       }
-      uint32_t& ordinal = (t.isSend ? sendOrdinal_ : recvOrdinal_)[t.peer];
-      ops_.push_back({t.peer, t.isSend, t.buffer, t.bytes(), ctx.tag(0, ordinal++)});
+      uint64_t& ordinal = (t.isSend ? sendOrdinal_ : recvOrdinal_)[t.peer];
+      ops_.push_back(
+          {t.peer, t.isSend, t.buffer, t.bytes(), CollectiveContext::pointToPointTag(ordinal++)});
     }
     for (size_t i = 0; i < selfSends_.size() && i < selfRecvs_.size(); ++i) {
       copyUnlessSame(selfRecvs_[i]->buffer, selfSends_[i]->buffer, selfSends_[i]->bytes());
@@ -54,7 +58,7 @@ class GroupSendRecv final : public Algorithm {
   }
 
  private:
-  std::vector<uint32_t> sendOrdinal_, recvOrdinal_;
+  std::vector<uint64_t> sendOrdinal_, recvOrdinal_;  // next ordinal, per peer
   std::vector<Transfer> ops_;
   std::vector<TransferRequest> reqs_;
   std::vector<const PeerTransfer*> selfSends_, selfRecvs_;

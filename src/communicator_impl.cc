@@ -347,7 +347,8 @@ CommunicatorImpl::~CommunicatorImpl() {
     CollectiveRequest bye;
     bye.kind = CollectiveKind::kBarrier;
     context_->begin(sequence_++, "goodbye barrier",
-                    std::min<std::chrono::milliseconds>(config_.timeout, kGoodbyeTimeout), spin_);
+                    std::min<std::chrono::milliseconds>(config_.timeout, kGoodbyeTimeout), spin_,
+                    TagSpace::kTeardown);
     for (auto& algo : algorithms_) {
       if (algo->collective() != CollectiveKind::kBarrier) continue;
       Status s = algo->run(bye, *context_);
@@ -454,8 +455,13 @@ Status CommunicatorImpl::validateTransfers(const CollectiveRequest& req) const {
 }
 
 Status CommunicatorImpl::execute(const CollectiveRequest& req, Algorithm* algorithm) {
-  const uint64_t seq = sequence_++;
-  context_->begin(seq, collectiveName(req.kind), config_.timeout, spin_);
+  // Point-to-point groups involve only some ranks, so they cannot use up a number of the
+  // collective sequence that every rank must agree on: they are numbered apart (their tags
+  // come from per-pair ordinals, in a tag space of their own).
+  const bool p2p = req.kind == CollectiveKind::kSendRecv;
+  const uint64_t seq = p2p ? p2pSequence_++ : sequence_++;
+  context_->begin(seq, collectiveName(req.kind), config_.timeout, spin_,
+                  p2p ? TagSpace::kPointToPoint : TagSpace::kCollective);
   flight_.begin(seq, req.kind, req.bytes(), algorithm->name());
   PLEXUS_LOG(kTrace, "%s #%llu: %zu x %s with %s", collectiveName(req.kind),
              static_cast<unsigned long long>(seq), req.count, dataTypeName(req.type),

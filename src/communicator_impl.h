@@ -148,7 +148,8 @@ class CommunicatorImpl {
   Status firstError_;
   FlightRecorder flight_;
   std::unique_ptr<CollectiveContext> context_;  // used by the driver only
-  uint64_t sequence_ = 0;                       // driver only
+  uint64_t sequence_ = 0;                       // driver only: collectives
+  uint64_t p2pSequence_ = 0;                    // driver only: send/recv groups
   std::unique_ptr<ProgressEngine> engine_;      // last: stops first
 };
 

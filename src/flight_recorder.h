@@ -1,7 +1,8 @@
 // The flight recorder: every communicator remembers its last operations (sequence number,
 // collective, bytes, algorithm, state, duration), so that when one times out the log shows
 // where each rank stood. Ranks number their collectives alike, so the rank whose last sequence
-// number is lowest is the one the others wait for.
+// number is lowest is the one the others wait for (send/recv groups, which only some ranks
+// join, have a numbering of their own: compare collectives with collectives).
 #pragma once
 
 #include <chrono>

@@ -92,6 +92,45 @@ TEST(GroupSendRecv, OrderWithinAPairBlockingPairsAndAsync) {
   }));
 }
 
+// Point-to-point among some ranks leaves the collectives of all ranks matched: ranks 0 and 1
+// exchange (a different number of groups each way), rank 2 sends to rank 1 alone, rank 3 takes
+// no part; then every rank all-reduces and barriers. Messages of one pair split over separate
+// groups still match in order. (Point-to-point once used up a number of the collective
+// sequence, so the next collective's tags disagreed and it hung until the timeout.)
+TEST(GroupSendRecv, PointToPointAmongSomeRanksLeavesCollectivesMatched) {
+  ASSERT_TRUE(runWorld(4, [](Communicator& comm) {
+    const int r = comm.rank();
+    std::vector<int32_t> got;
+    for (int round = 0; round < 3; ++round) {
+      if (r == 0) {
+        for (int k = 0; k < 3; ++k) {  // three one-message groups to rank 1
+          int32_t v = 100 * round + k;
+          ASSERT_TRUE(comm.send(&v, 1, DataType::kInt32, 1).ok());
+        }
+      } else if (r == 1) {
+        int32_t v[4] = {};
+        ASSERT_TRUE(comm.groupStart().ok());  // one group receives all three, then rank 2's
+        for (int k = 0; k < 3; ++k) ASSERT_TRUE(comm.recv(&v[k], 1, DataType::kInt32, 0).ok());
+        ASSERT_TRUE(comm.recv(&v[3], 1, DataType::kInt32, 2).ok());
+        Status s = comm.groupEnd();
+        ASSERT_TRUE(s.ok()) << s.toString();
+        got.insert(got.end(), v, v + 4);
+      } else if (r == 2) {
+        int32_t v = -round;
+        ASSERT_TRUE(comm.send(&v, 1, DataType::kInt32, 1).ok());
+      }
+      int64_t x = r + round, sum = 0;
+      Status s = comm.allReduce(&x, &sum, 1, DataType::kInt64, ReduceOp::kSum);
+      ASSERT_TRUE(s.ok()) << s.toString();
+      EXPECT_EQ(sum, 6 + 4 * round);
+      ASSERT_TRUE(comm.barrier().ok());
+    }
+    if (r == 1) {
+      EXPECT_EQ(got, (std::vector<int32_t>{0, 1, 2, 0, 100, 101, 102, -1, 200, 201, 202, -2}));
+    }
+  }));
+}
+
 TEST(Split, ColorsKeysAndConcurrencyWithTheParent) {
   ASSERT_TRUE(runWorld(5, [](Communicator& comm) {
     const int r = comm.rank();
