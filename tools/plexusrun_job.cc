@@ -24,6 +24,10 @@ constexpr auto kKillGrace = std::chrono::seconds(3);
 // After the last rank is reaped its pipes normally hit EOF at once; only a descendant that
 // left the rank's process group (setsid) can hold them open, and we do not wait for it long.
 constexpr auto kDrainGrace = std::chrono::seconds(1);
+// When a rank exits with an error code, how long we wait for a rank killed by a signal before
+// blaming the error: a killed rank's sockets close before it becomes a zombie, so its peers can
+// notice ("connection reset"), exit 1 and be reaped first. The signal is the root cause.
+constexpr auto kBlameWindow = std::chrono::milliseconds(250);
 // Pipe reads per stream when draining an exited rank: a pipe holds 64 KiB, so a few reads
 // empty it, and a bound keeps a stray writer from pinning the loop.
 constexpr int kMaxDrainReads = 16;
@@ -224,7 +228,7 @@ void Job::supervise() {
 
 int Job::pollTimeoutMs() const {
   std::optional<Clock::time_point> next;
-  for (const auto& deadline : {jobDeadline_, killDeadline_, drainDeadline_}) {
+  for (const auto& deadline : {jobDeadline_, killDeadline_, drainDeadline_, blameDeadline_}) {
     if (deadline && (!next || *deadline < *next)) next = deadline;
   }
   if (!next) return -1;
@@ -274,13 +278,26 @@ void Job::rankExited(Rank& rank, int waitStatus) {
   drainAvailable(rank);
   const int code = exitCodeOf(waitStatus);
   if (code != 0 && !stopping_) {
-    std::string message = "rank " + std::to_string(rank.rank);
-    message += WIFSIGNALED(waitStatus) ? " was killed by signal " + signalName(WTERMSIG(waitStatus))
-                                       : " exited with code " + std::to_string(code);
-    if (running_ > 0) message += "; stopping the other ranks";
-    stop(code, message, SIGTERM);
+    if (WIFSIGNALED(waitStatus)) {
+      stopAfterFailure(code, "rank " + std::to_string(rank.rank) + " was killed by signal " +
+                                 signalName(WTERMSIG(waitStatus)));
+    } else if (!blamed_) {
+      blamed_ = Blame{
+          code, "rank " + std::to_string(rank.rank) + " exited with code " + std::to_string(code)};
+      blameDeadline_ = Clock::now() + kBlameWindow;
+    }
   }
-  if (running_ == 0) drainDeadline_ = Clock::now() + kDrainGrace;
+  if (running_ == 0) {
+    if (blamed_ && !stopping_) stopAfterFailure(blamed_->code, blamed_->message);
+    drainDeadline_ = Clock::now() + kDrainGrace;
+  }
+}
+
+void Job::stopAfterFailure(int code, std::string message) {
+  blamed_.reset();
+  blameDeadline_.reset();
+  if (running_ > 0) message += "; stopping the other ranks";
+  stop(code, message, SIGTERM);
 }
 
 void Job::readStream(Stream& stream) {
@@ -309,6 +326,9 @@ void Job::closeStream(Stream& stream) {
 
 void Job::checkDeadlines() {
   const Clock::time_point now = Clock::now();
+  if (blameDeadline_ && now >= *blameDeadline_ && blamed_ && !stopping_) {
+    stopAfterFailure(blamed_->code, blamed_->message);
+  }
   if (jobDeadline_ && now >= *jobDeadline_) {
     jobDeadline_.reset();
     char seconds[32];

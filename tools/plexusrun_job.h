@@ -68,6 +68,8 @@ class Job {
   // Starts stopping the job for the first time: records `exitCode`, prints `message`, sends
   // `signal` to every running rank and arms the SIGKILL escalation.
   void stop(int exitCode, const std::string& message, int signal);
+  // stop() for a failed rank, with SIGTERM to the others.
+  void stopAfterFailure(int code, std::string message);
   void signalRunning(int signal);
 
   LaunchOptions options_;
@@ -84,6 +86,14 @@ class Job {
   std::optional<Clock::time_point> jobDeadline_;    // --timeout
   std::optional<Clock::time_point> killDeadline_;   // SIGKILL escalation after a stop
   std::optional<Clock::time_point> drainDeadline_;  // give up on pipes once all ranks are reaped
+  // The first rank that exited with an error code, blamed at blameDeadline_ unless a rank
+  // killed by a signal turns up first (see kBlameWindow).
+  struct Blame {
+    int code;
+    std::string message;
+  };
+  std::optional<Blame> blamed_;
+  std::optional<Clock::time_point> blameDeadline_;
 };
 
 }  // namespace plexus::run

@@ -311,6 +311,22 @@ TEST_F(PlexusrunTest, RankKilledBySignalGives128PlusSignal) {
       << result.err;
 }
 
+// The rank killed by a signal is blamed even when a peer that noticed it exits with an error
+// first (as a survivor of a SIGKILLed rank does on "connection reset"): rank 1 kills rank 0,
+// then exits 1 at once.
+TEST_F(PlexusrunTest, BlamesTheKilledRankOverAPeerThatExitedFirst) {
+  const std::string pidFile = dir_ / "rank0.pid";
+  RunResult result = runScript(
+      {"-n", "2"}, "if [ \"$RANK\" = 0 ]; then echo $$ > " + pidFile + ".tmp; mv " + pidFile +
+                       ".tmp " + pidFile + "; sleep 100; fi; while [ ! -e " + pidFile +
+                       " ]; do sleep 0.01; done; kill -KILL $(cat " + pidFile + "); exit 1");
+  EXPECT_EQ(result.exitCode, 128 + SIGKILL) << result.err;
+  EXPECT_LT(result.seconds, kQuickSeconds);
+  EXPECT_NE(result.err.find("rank 0 was killed by signal SIGKILL"), std::string::npos)
+      << result.err;
+  EXPECT_EQ(result.err.find("rank 1 exited with code 1"), std::string::npos) << result.err;
+}
+
 TEST_F(PlexusrunTest, EscalatesToSigkillWhenSigtermIsIgnored) {
   // Rank 1 ignores SIGTERM (and so does its sleep); rank 0 fails only once that is in place.
   const std::string ready = dir_ / "ready";
