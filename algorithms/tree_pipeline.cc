@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "src/check.h"
 #include "src/reduce_cpu.h"
@@ -214,9 +215,14 @@ Status runTreePipeline(CollectiveContext& ctx, const TreeCall& call, const TreeS
   size_t next = 0;
   int live = 0;
   auto fail = [&](Status s) {
+    // One cancellation for every chain's transfers, under one bound: a bound per chain made a
+    // dead peer cost up to chains × the bound on top of the timeout.
+    std::vector<TransferRequest*> inFlight;
     for (int i = 0; i < chains; ++i) {
-      if (busy[i]) ctx.cancelAll(slots[i].reqs.data(), static_cast<size_t>(slots[i].numReqs));
+      if (!busy[i]) continue;
+      for (int k = 0; k < slots[i].numReqs; ++k) inFlight.push_back(&slots[i].reqs[k]);
     }
+    ctx.cancelAll(inFlight.data(), inFlight.size());
     return s;
   };
   while (live > 0 || next < total) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <fstream>
 
 #include "algorithms/builtin.h"
 #include "src/bytes.h"
@@ -493,6 +494,21 @@ Status CommunicatorImpl::execute(const CollectiveRequest& req, Algorithm* algori
   return s;
 }
 
+namespace {
+
+// True when `pid` is gone or a zombie (exited, not yet reaped by its parent: a launcher that
+// reaps late, or a shell's background job, leaves one for a while).
+bool processHasExited(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const size_t comm = line.rfind(')');  // "pid (comm) S ...": comm may hold spaces and ')'
+  return comm != std::string::npos && comm + 2 < line.size() && line[comm + 2] == 'Z';
+}
+
+}  // namespace
+
 std::string CommunicatorImpl::deadPeersOnThisHost() const {
   // A rank far from a dead one times out waiting for a live neighbour that waits in turn; the
   // process table names the dead one directly, for every rank of its host.
@@ -501,7 +517,7 @@ std::string CommunicatorImpl::deadPeersOnThisHost() const {
   for (int p = 0; p < size_; ++p) {
     if (p == rank_ || !topology_.sameHost(rank_, p)) continue;
     const auto pid = static_cast<pid_t>(topology_.host(p).pid);
-    if (pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    if (pid <= 0 || !processHasExited(pid)) continue;
     dead += std::string(count++ == 0 ? "" : ", ") + "rank " + context_->who(p) + " (pid " +
             std::to_string(pid) + ")";
   }

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cctype>
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include "plexus/plexus.h"
@@ -31,6 +33,18 @@ testing::WorldOptions faultOptions(int victim) {
 // rank's shared memory disappears), else as DeadlineExceeded once the timeout passes.
 bool peerFailureCode(StatusCode c) {
   return c == StatusCode::kUnavailable || c == StatusCode::kDeadlineExceeded;
+}
+
+// "rank V" as a whole number, as in "rank 1 (pid 123) has exited" or "rank 1 failed".
+bool namesRank(const std::string& message, int rank) {
+  const std::string word = "rank " + std::to_string(rank);
+  for (size_t at = message.find(word); at != std::string::npos; at = message.find(word, at + 1)) {
+    const size_t end = at + word.size();
+    if (end == message.size() || !std::isdigit(static_cast<unsigned char>(message[end]))) {
+      return true;
+    }
+  }
+  return false;
 }
 
 // Runs all-reduces until one fails; the victim signals itself after `victimAfter` of them.
@@ -60,6 +74,11 @@ void allReduceUntilFailure(Communicator& comm, int victim, int victimAfter, int 
     EXPECT_TRUE(s.message().find("waiting for rank") != std::string::npos ||
                 s.message().find("failed") != std::string::npos)
         << s.toString();
+    // A killed rank is named on every survivor of its host, two hops away too (the process
+    // table tells, even while the victim is a zombie its parent has not reaped yet).
+    if (!stopped) {
+      EXPECT_TRUE(namesRank(s.message(), victim)) << s.toString();
+    }
     return;
   }
 }
@@ -67,7 +86,7 @@ void allReduceUntilFailure(Communicator& comm, int victim, int victimAfter, int 
 TEST(Fault, KilledRankFailsEverySurvivorPromptly) {
   const int victim = 1;
   EXPECT_TRUE(testing::runWorld(
-      3,
+      4,
       [&](Communicator& comm) {
         allReduceUntilFailure(comm, victim, 5, SIGKILL, /*stopped=*/false);
       },
