@@ -163,6 +163,7 @@ Status CommunicatorImpl::connectPeers() {
   auto tuning = loadJobTuning(config_, signatureOf(topology_, levelSpec_[0], levelSpec_[1]),
                               algorithms_, store, prefix_ + "tuning", rank_, size_);
   PLEXUS_TRY(tuning.status());
+  if (rank_ == 0 && size_ > 1) publishedKeys_.push_back(prefix_ + "tuning");
   const CostModel links =
       tuning->tuning ? tuning->tuning->table.links.applyTo(defaultCostModel()) : defaultCostModel();
   hierarchy_.model = costModelFor(topology_, links);
@@ -178,7 +179,7 @@ Status CommunicatorImpl::connectPeers() {
       self.address[level] = levelTransport_[level]->localAddress();
     }
   }
-  PLEXUS_TRY(store.set(peerKey(rank_), self.encode()));
+  PLEXUS_TRY(publish(peerKey(rank_), self.encode()));
 
   connections_.resize(size_);
   for (int p = 0; p < size_; ++p) {
@@ -235,7 +236,7 @@ Status CommunicatorImpl::learnTopology() {
   HostTopology self;
   topology_detail::fillIdentity(nodeId_, &self);
   auto key = [this](int rank) { return prefix_ + "host/" + std::to_string(rank); };
-  PLEXUS_TRY(store.set(key(rank_), encodeHostTopology(self)));
+  PLEXUS_TRY(publish(key(rank_), encodeHostTopology(self)));
   std::vector<HostTopology> hosts(size_);
   for (int p = 0; p < size_; ++p) {
     if (p == rank_) {
@@ -354,6 +355,7 @@ CommunicatorImpl::~CommunicatorImpl() {
       if (algo->collective() != CollectiveKind::kBarrier) continue;
       Status s = algo->run(bye, *context_);
       if (!s.ok()) PLEXUS_LOG(kInfo, "teardown: %s", s.toString().c_str());
+      if (s.ok()) removeRecords();
       break;
     }
   }
@@ -369,6 +371,27 @@ CommunicatorImpl::~CommunicatorImpl() {
   transports_.clear();
   store_.reset();
   storeServer_.reset();
+}
+
+Status CommunicatorImpl::publish(const std::string& key, const std::vector<uint8_t>& value) {
+  PLEXUS_TRY(store_->client->set(key, value));
+  publishedKeys_.push_back(key);
+  return okStatus();
+}
+
+void CommunicatorImpl::removeRecords() {
+  if (store_ == nullptr) return;
+  std::vector<std::string> keys;
+  // A world communicator's records live as long as its store (the launcher's or its own).
+  if (splitChild_) keys = publishedKeys_;
+  if (!lastSplitRecord_.empty()) keys.push_back(lastSplitRecord_);
+  std::lock_guard<std::mutex> lock(store_->mu);
+  for (const std::string& key : keys) {
+    Status s = store_->client->erase(key);
+    if (s.ok()) continue;
+    PLEXUS_LOG(kTrace, "teardown: %s", s.toString().c_str());
+    return;  // the store is gone or broken: the rest would fail alike
+  }
 }
 
 Status CommunicatorImpl::validate(const CollectiveRequest& req) const {
@@ -595,6 +618,12 @@ StatusOr<std::unique_ptr<CommunicatorImpl>> CommunicatorImpl::split(int color, i
     }
     if (color >= 0 && theirColor == color) members.emplace_back(theirKey, p);
   }
+  // Every rank has written this split's record, so all have read the previous split's.
+  if (!lastSplitRecord_.empty()) {
+    Status erased = store.erase(lastSplitRecord_);
+    if (!erased.ok()) PLEXUS_LOG(kInfo, "%s: %s", what.c_str(), erased.toString().c_str());
+  }
+  lastSplitRecord_ = base + std::to_string(rank_);
   if (color < 0) return std::unique_ptr<CommunicatorImpl>();
   std::sort(members.begin(), members.end());
   int childRank = 0;
@@ -605,6 +634,7 @@ StatusOr<std::unique_ptr<CommunicatorImpl>> CommunicatorImpl::split(int color, i
       new CommunicatorImpl(childRank, static_cast<int>(members.size()), config_,
                            base + "color" + std::to_string(color) + "/"));
   child->nodeId_ = nodeId_;
+  child->splitChild_ = true;
   child->ranksOnHost_ = ranksOnHost_;
   for (size_t i = 0; i < members.size(); ++i)
     child->worldRanks_[i] = worldRanks_[members[i].second];

@@ -112,6 +112,11 @@ class CommunicatorImpl {
   /// "; on this host, the process of rank 2 (pid 123) has exited" for peers on this host whose
   /// process is gone; empty when none is.
   std::string deadPeersOnThisHost() const;
+  /// Sets key in the store and remembers it for removal at teardown. Store lock held.
+  Status publish(const std::string& key, const std::vector<uint8_t>& value);
+  /// Removes the records listed above, best effort: every rank has read them once the
+  /// goodbye barrier passed; a store that is gone already has nothing left to remove.
+  void removeRecords();
   /// Takes the open group's transfers when the outermost group ends; null request otherwise.
   StatusOr<CollectiveRequest> closeGroup();
 
@@ -128,6 +133,13 @@ class CommunicatorImpl {
   std::shared_ptr<SharedStore> store_;
   std::unique_ptr<Selector> selector_;
   std::atomic<uint64_t> splitSequence_{0};
+  // Store records to remove once every rank has read them (under store_->mu): what a split
+  // child published to come up (removed when it is destroyed, after the goodbye barrier), and
+  // this rank's record of its latest split (removed at the next split, once every rank's record
+  // of that one is in: each rank writes it only after reading all of the one before).
+  bool splitChild_ = false;
+  std::vector<std::string> publishedKeys_;
+  std::string lastSplitRecord_;
   std::mutex groupMu_;  // guards the open group
   int groupDepth_ = 0;
   std::vector<PeerTransfer> group_;

@@ -82,6 +82,9 @@ class StoreClient {
                                              std::chrono::milliseconds timeout) = 0;
   /// Atomically adds `delta` to the integer stored at key (absent = 0) and returns the result.
   virtual StatusOr<int64_t> add(const std::string& key, int64_t delta) = 0;
+  /// Removes key (absent: nothing). For records every rank has read: a get parked on it later
+  /// waits for the next set.
+  virtual Status erase(const std::string& key) = 0;
 };
 
 }  // namespace plexus::bootstrap

@@ -101,6 +101,16 @@ class Client final : public StoreClient {
     return std::vector<uint8_t>(reply->value.begin(), reply->value.end());
   }
 
+  Status erase(const std::string& key) override {
+    PLEXUS_TRY(checkKey(key));
+    uint32_t id = nextId();
+    std::vector<uint8_t> request;
+    wire::appendRequest(request, wire::FrameType::kErase, id, key);
+    StatusOr<wire::Reply> reply = roundTrip(request, id, Clock::now() + kStoreRequestTimeout);
+    if (!reply.ok()) return reply.status().withContext("store erase of key " + quoted(key));
+    return expect(*reply, wire::FrameType::kOk, "erase of key " + quoted(key));
+  }
+
   StatusOr<int64_t> add(const std::string& key, int64_t delta) override {
     PLEXUS_TRY(checkKey(key));
     uint32_t id = nextId();

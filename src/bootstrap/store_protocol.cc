@@ -95,6 +95,8 @@ std::string frameTypeName(uint16_t type) {
       return "add";
     case FrameType::kCancel:
       return "cancel";
+    case FrameType::kErase:
+      return "erase";
     case FrameType::kOk:
       return "ok";
     case FrameType::kValue:
@@ -173,6 +175,7 @@ StatusOr<Request> decodeRequest(const Frame& frame) {
       request.value = reader.rest();
       break;
     case FrameType::kGet:
+    case FrameType::kErase:
       ok = readKey(reader, &request.key);
       break;
     case FrameType::kAdd:

@@ -8,6 +8,7 @@
 //   get     u32 request id | u32 key length | key                (server parks until key is set)
 //   add     u32 request id | u32 key length | key | i64 delta
 //   cancel  u32 request id                                       (client gave up on a get)
+//   erase   u32 request id | u32 key length | key                (absent keys too; ok reply)
 //   ok      u32 request id                                       (hello: id 0)
 //   value   u32 request id | value
 //   count   u32 request id | i64
@@ -41,6 +42,7 @@ enum class FrameType : uint16_t {
   kGet = 3,
   kAdd = 4,
   kCancel = 5,
+  kErase = 6,
   kOk = 16,
   kValue = 17,
   kCount = 18,
@@ -82,7 +84,7 @@ struct Hello {
 struct Request {
   FrameType type = FrameType::kGet;
   uint32_t id = 0;
-  std::string_view key;            ///< set, get, add
+  std::string_view key;            ///< set, get, add, erase
   std::span<const uint8_t> value;  ///< set
   int64_t delta = 0;               ///< add
 };
@@ -98,7 +100,7 @@ struct Reply {
 
 /// Decodes a hello frame; InvalidArgument says what is wrong with it.
 StatusOr<Hello> decodeHello(const Frame& frame);
-/// Decodes a set/get/add/cancel frame; InvalidArgument for any other type or a bad payload.
+/// Decodes a set/get/add/cancel/erase frame; InvalidArgument for any other type or a bad payload.
 StatusOr<Request> decodeRequest(const Frame& frame);
 /// Decodes an ok/value/count/error frame; InvalidArgument for any other type or a bad payload.
 StatusOr<Reply> decodeReply(const Frame& frame);

@@ -386,6 +386,10 @@ void Server::handleRequest(Connection& c, const wire::Request& request) {
     case wire::FrameType::kCancel:
       table_.cancel(self);
       return;
+    case wire::FrameType::kErase:
+      table_.erase(key);
+      wire::appendIdOnly(c.out, wire::FrameType::kOk, request.id);
+      return;
     default:
       break;  // kGet: decodeRequest returns no other types
   }

@@ -12,6 +12,13 @@ const std::vector<uint8_t>* StoreTable::find(const std::string& key) const {
   return it == values_.end() ? nullptr : &it->second;
 }
 
+void StoreTable::erase(const std::string& key) {
+  auto found = values_.find(key);
+  if (found == values_.end()) return;
+  storedBytes_ -= key.size() + found->second.size();
+  values_.erase(found);
+}
+
 StatusOr<std::vector<StoreTable::Waiter>> StoreTable::set(const std::string& key,
                                                           std::vector<uint8_t> value) {
   auto found = values_.find(key);

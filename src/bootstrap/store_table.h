@@ -38,6 +38,10 @@ class StoreTable {
   /// reads it naturally) and returns it; the gets it unparks are appended to `woken`.
   /// InvalidArgument when key holds something else or the sum overflows.
   StatusOr<int64_t> add(const std::string& key, int64_t delta, std::vector<Waiter>* woken);
+  /// Removes key and its value (nothing when absent). Gets parked on it stay parked.
+  void erase(const std::string& key);
+  /// Keys held (tests).
+  size_t size() const { return values_.size(); }
   /// Parks a get of an absent key; InvalidArgument when the connection has kMaxParkedGets.
   Status park(const std::string& key, const Waiter& waiter);
   /// Forgets a parked get whose client gave up; nothing when it is not parked.

@@ -301,11 +301,9 @@ TEST(Flatness, SplitCycles) {
       guard(60 + cycles)));
 }
 
-// The same with the store on rank 0, whose figures then include what each split leaves in it.
-// Disabled: every split's records (split/<rank> and the new communicator's peer/<rank>, about
-// 2.5 KiB per split of 3 ranks over UCX) stay in the store for the job's life (StoreTable has
-// no delete; CommunicatorImpl::split never removes its keys). Enable when they are removed.
-TEST(Flatness, DISABLED_SplitCyclesWithTheStoreOnRankZero) {
+// The same with the store on rank 0, whose figures then include what each split leaves in it:
+// a child's records go when it is destroyed, a split record at the parent's next split.
+TEST(Flatness, SplitCyclesWithTheStoreOnRankZero) {
   const int cycles = countFromEnv("PLEXUS_FLATNESS_CYCLES", kDefaultCycles);
   EXPECT_TRUE(testing::runWorld(
       3,

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   wire::appendRequest(stream, wire::FrameType::kSet, 1, "world/peer/1", value);
   wire::appendRequest(stream, wire::FrameType::kGet, 2, "world/size");
   wire::appendAdd(stream, 3, "counter", -5);
+  wire::appendRequest(stream, wire::FrameType::kErase, 4, "world/split0/1");
   write(root / "store_frames", "session", stream);
   std::vector<uint8_t> replies;
   wire::appendValue(replies, 2, value);

@@ -292,6 +292,40 @@ TEST(StoreTest, ClientChecksSizesAndServerBindsOnlyWhatItIsTold) {
             StatusCode::kInvalidArgument);
 }
 
+TEST(StoreTest, EraseRemovesAKeyAndAbsentKeysAreFine) {
+  auto server = startServer(2);
+  ASSERT_NE(server, nullptr);
+  auto a = connectClient(*server, 0, 2), b = connectClient(*server, 1, 2);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(a->set("split0/0", bytesOf("record")).ok());
+  ASSERT_TRUE(b->get("split0/0", 1000ms).ok());
+  ASSERT_TRUE(a->erase("split0/0").ok());
+  ASSERT_TRUE(a->erase("split0/0").ok());  // absent: nothing to do
+  EXPECT_EQ(b->get("split0/0", 100ms).status().code(), StatusCode::kDeadlineExceeded);
+  ASSERT_TRUE(b->set("split0/0", bytesOf("again")).ok());  // a key can come back
+  auto again = a->get("split0/0", 1000ms);
+  ASSERT_TRUE(again.ok()) << again.status().toString();
+  EXPECT_EQ(*again, bytesOf("again"));
+  EXPECT_EQ(a->erase(std::string(kMaxKeyBytes + 1, 'k')).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(StoreTableTest, EraseRemovesOnlyThatKey) {
+  StoreTable table;
+  ASSERT_TRUE(table.set("a", bytesOf("1")).ok());
+  ASSERT_TRUE(table.set("b", bytesOf("2")).ok());
+  table.erase("a");
+  table.erase("absent");
+  EXPECT_EQ(table.find("a"), nullptr);
+  ASSERT_NE(table.find("b"), nullptr);
+  EXPECT_EQ(table.size(), 1u);
+  // A get parked on an erased key stays parked until the key is set again.
+  ASSERT_TRUE(table.park("a", StoreTable::Waiter{1, 1}).ok());
+  auto woken = table.set("a", bytesOf("3"));
+  ASSERT_TRUE(woken.ok());
+  EXPECT_EQ(woken->size(), 1u);
+}
+
 TEST(StoreTableTest, ParkSetCancelAndCounters) {
   StoreTable table;
   using W = StoreTable::Waiter;
