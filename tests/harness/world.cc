@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -50,16 +51,47 @@ constexpr int kDeadlineScale = 1;
 
 ::testing::AssertionResult runRanks(int n, const std::function<void(int, const UniqueId&)>& body,
                                     const WorldOptions& options) {
-  auto id = UniqueId::generate();
-  if (!id.ok()) return ::testing::AssertionFailure() << id.status().toString();
+  // Fork first, then start the store (UniqueId::generate runs its server on a thread here) and
+  // hand its id to the ranks through a pipe: a fork while another thread may hold a lock copies
+  // the lock held. glibc's malloc guards against that; ASan's allocator (GCC 12) does not, and
+  // ranks forked beside the store thread deadlocked in it about 1 run in 3.
   std::fflush(stdout);
   std::fflush(stderr);
+  int idPipe[2];
+  if (::pipe(idPipe) != 0) return ::testing::AssertionFailure() << "pipe failed";
   std::vector<pid_t> pids;
   for (int r = 0; r < n; ++r) {
     pid_t pid = ::fork();
     if (pid < 0) return ::testing::AssertionFailure() << "fork failed";
-    if (pid == 0) childMain(r, *id, body, options);
+    if (pid == 0) {
+      ::close(idPipe[1]);
+      UniqueId id;
+      size_t got = 0;
+      while (got < id.bytes.size()) {
+        ssize_t k = ::read(idPipe[0], id.bytes.data() + got, id.bytes.size() - got);
+        if (k > 0) got += static_cast<size_t>(k);
+        if (k == 0 || (k < 0 && errno != EINTR)) ::_exit(3);  // the test gave up before the id
+      }
+      ::close(idPipe[0]);
+      childMain(r, id, body, options);
+    }
     pids.push_back(pid);
+  }
+  ::close(idPipe[0]);
+  auto id = UniqueId::generate();
+  if (id.ok()) {
+    // n copies of 128 bytes fit the pipe's buffer (64 KiB) for any world a test runs.
+    for (int r = 0; r < n && id.ok(); ++r) {
+      if (::write(idPipe[1], id->bytes.data(), id->bytes.size()) !=
+          static_cast<ssize_t>(id->bytes.size())) {
+        id = internalError("could not hand the store's id to the ranks");
+      }
+    }
+  }
+  ::close(idPipe[1]);
+  if (!id.ok()) {
+    for (pid_t pid : pids) ::waitpid(pid, nullptr, 0);  // they exit on the closed pipe
+    return ::testing::AssertionFailure() << id.status().toString();
   }
   const auto allowed = options.deadline * kDeadlineScale;
   auto deadline = std::chrono::steady_clock::now() + allowed;
