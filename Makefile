@@ -45,11 +45,13 @@ compare: build
 # The suite under AddressSanitizer + UBSan, and under ThreadSanitizer (separate build trees).
 # UCX's memory hooks fight the sanitizers' allocators: keep them off (see README).
 SAN_CMAKE := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPLEXUS_WITH_CUDA=OFF -DPLEXUS_BUILD_BENCH=OFF
+SAN_CTEST_ARGS ?=
 test-asan: deps
 	cmake -S . -B build-asan -G Ninja $(SAN_CMAKE) -DPLEXUS_SANITIZE=address
 	cmake --build build-asan
 	cd build-asan && UCX_RCACHE_ENABLE=n UCX_MEM_MALLOC_HOOKS=n ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp ctest --output-on-failure --timeout 600
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp ctest --output-on-failure --timeout 600 \
+	  $(SAN_CTEST_ARGS)
 
 test-tsan: deps
 	cmake -S . -B build-tsan -G Ninja $(SAN_CMAKE) -DPLEXUS_SANITIZE=thread
