@@ -144,6 +144,17 @@ def main():
               f"{best:>11}  {stat(best, max):7.3f} ({stat(best, statistics.median):6.3f})  "
               f"{ratio:5.3f} ({ratio_med:.2f})  {choice:6.3f}  {noise:5.2f}"
               f"{'' if ratio >= 0.95 else '  <-- FAIL'}")
+    # Every forced algorithm side by side (best round), and the best of the others against the
+    # ring: issue #4's "tree or rhd beats the ring" check reads off the last column.
+    others = [a for a in algos[1:] if a != "ring"]
+    print(f"\n{'size':>10}  " + "  ".join(f"{a:>9}" for a in algos[1:]) +
+          ("  best-other/ring" if "ring" in algos and others else ""))
+    for size in sorted(samples["auto"]):
+        bws = {a: max(samples[a].get(size, [0.0])) for a in algos[1:]}
+        row = f"{size:>10}  " + "  ".join(f"{bws[a]:9.4f}" for a in algos[1:])
+        if "ring" in bws and others and bws["ring"] > 0:
+            row += f"  {max(bws[a] for a in others) / bws['ring']:15.2f}"
+        print(row)
     print(f"# worst ratio {worst:.3f}: {'PASS' if worst >= 0.95 else 'FAIL'}; worst choice ratio "
           f"{worst_choice:.3f}: {'PASS' if worst_choice >= 0.95 else 'FAIL'}")
     return 0 if worst >= 0.95 else 1
