@@ -7,6 +7,7 @@
 
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,10 @@ void allReduceUntilFailure(Communicator& comm, int victim, int victimAfter, int 
       continue;
     }
     auto took = Clock::now() - start;
+    // The figure issue #8 asks for (stopped: within [timeout, timeout + 2 s]), in the test log.
+    std::fprintf(stderr, "rank %d: %s after %.3f s (timeout %.3f s)\n", comm.rank(),
+                 statusCodeName(s.code()), std::chrono::duration<double>(took).count(),
+                 std::chrono::duration<double>(kTimeout).count());
     EXPECT_TRUE(peerFailureCode(s.code())) << s.toString();
     EXPECT_LE(took, kTimeout + kMargin) << s.toString();
     // A stopped rank is alive: nothing can be reported before the deadline.
