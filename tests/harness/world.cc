@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "src/unique_id_registry.h"
+
 namespace plexus::testing {
 namespace {
 
@@ -134,6 +136,9 @@ constexpr int kDeadlineScale = 1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  // Stop the store (its server thread): a test binary that runs several worlds in one process
+  // would otherwise fork the next world's ranks beside it (see above; TSan refuses outright).
+  internal::adoptStoreServer(*id).reset();
   std::string failures;
   for (int r = 0; r < n; ++r) {
     int st = status[r];
