@@ -6,10 +6,13 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <random>
 #include <thread>
 #include <vector>
 
 #include "plexus/plexus.h"
+#include "src/bootstrap/socket.h"
+#include "src/unique_id_registry.h"
 #include "tests/harness/world.h"
 
 namespace plexus {
@@ -61,6 +64,46 @@ TEST(Communicator, BadArgumentsAreReportedWithTheRank) {
 }
 
 // (Bodies run in a forked rank so that this process never gains store threads; see world.h.)
+// Strangers at the bootstrap port while the ranks come up: a port scan (connect, close), an HTTP
+// GET, and 1 MiB of random bytes, sent from a thread of rank 0 as it creates its communicator.
+// The store drops each (the sends may fail midway: the server hangs up on the first bad bytes);
+// the job still initialises and runs a collective.
+TEST(Communicator, StrangersAtTheBootstrapPortDuringInitAreDropped) {
+  ASSERT_TRUE(runRanks(3, [](int rank, const UniqueId& id) {
+    std::thread strangers;
+    if (rank == 0) {
+      auto rv = internal::decodeUniqueId(id);
+      ASSERT_TRUE(rv.ok()) << rv.status().toString();
+      auto address = bootstrap::parseIpv4(rv->host, rv->port);
+      ASSERT_TRUE(address.ok()) << address.status().toString();
+      strangers = std::thread([at = *address] {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        std::vector<uint8_t> http;
+        for (char c : std::string("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")) {
+          http.push_back(static_cast<uint8_t>(c));
+        }
+        std::vector<uint8_t> noise(1 << 20);
+        std::mt19937 rng(7);
+        for (auto& b : noise) b = static_cast<uint8_t>(rng());
+        noise[0] = 0x17;  // never the magic's first byte
+        const std::vector<uint8_t>* payloads[] = {nullptr, &http, &noise};  // null: a scan
+        for (const std::vector<uint8_t>* payload : payloads) {
+          auto fd = bootstrap::connectTcp(at, deadline);
+          if (!fd.ok()) continue;  // the store not up yet, or gone: nothing to disturb
+          if (payload != nullptr) (void)bootstrap::sendAll(fd->get(), *payload, deadline);
+        }
+      });
+    }
+    auto comm = Communicator::create(id, rank, 3);
+    if (strangers.joinable()) strangers.join();
+    ASSERT_TRUE(comm.ok()) << comm.status().toString();
+    int64_t one = 1, sum = 0;
+    Status s = (*comm)->allReduce(&one, &sum, 1, DataType::kInt64, ReduceOp::kSum);
+    ASSERT_TRUE(s.ok()) << s.toString();
+    EXPECT_EQ(sum, 3);
+  }));
+}
+
 TEST(Communicator, RankOutOfRangeIsRejected) {
   ASSERT_TRUE(runRanks(1, [](int, const UniqueId& id) {
     auto c = Communicator::create(id, 3, 3);
