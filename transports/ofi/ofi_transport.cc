@@ -9,9 +9,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -204,6 +207,17 @@ Status OfiTransport::open(int worldSize) {
   rc = fi_ep_bind(ep_.get(), &cq_->fid, FI_TRANSMIT | FI_RECV);
   if (rc == 0) rc = fi_ep_bind(ep_.get(), &av_->fid, 0);
   if (rc != 0) return fail("fi_ep_bind", rc);
+  if (std::string(info_->fabric_attr->prov_name) == "shm") {
+    // shm names its region after the pid ("<pid>:<ep>:..." in /dev/shm). A process killed
+    // before it cleaned up leaves its region behind, and a later process that gets the same
+    // pid (pid_max is 32768 here) failed fi_enable with EBUSY. A random part makes names unique.
+    std::random_device random;
+    char unique[64];
+    std::snprintf(unique, sizeof(unique), "plexus_%d_%08x%08x", static_cast<int>(::getpid()),
+                  random(), random());
+    rc = fi_setname(&ep_->fid, unique, std::strlen(unique) + 1);
+    if (rc != 0) return fail("fi_setname", rc);
+  }
   rc = fi_enable(ep_.get());
   if (rc != 0) return fail("fi_enable", rc);
 
