@@ -98,6 +98,8 @@ class CollectiveContext {
   std::chrono::steady_clock::time_point deadline_{};
   std::chrono::microseconds spin_{0};
   std::chrono::steady_clock::time_point idleSince_{};
+  bool yielding_ = false;    // idle past the spin: every poll reads the clock
+  int pollsSinceClock_ = 0;  // polls since the clock was last read
   bool idle_ = false;
   std::vector<uint64_t> scratch_;  // uint64_t for alignment
 };

@@ -327,6 +327,7 @@ Status CommunicatorImpl::buildHierarchy() {
   hierarchy_.uniform = uniform;
   hierarchy_.cross = crossSub_.get();
   hierarchy_.local = localSub_.get();  // last: a non-null local means the hierarchy is ready
+  if (selector_ != nullptr) selector_->forgetChoices();  // hier can run now
   return okStatus();
 }
 
@@ -361,6 +362,7 @@ CommunicatorImpl::~CommunicatorImpl() {
   }
   // Every rank of a sub-communicator destroys them in the same order (their goodbye barriers).
   hierarchy_ = Hierarchy();
+  if (selector_ != nullptr) selector_->forgetChoices();
   localSub_.reset();
   crossSub_.reset();
   localComm_.reset();

@@ -202,19 +202,7 @@ StatusOr<Algorithm*> Selector::select(const CollectiveRequest& req,
       return tuned->algorithm;
     }
   }
-  // The hot path only compares costs; the explanation (formatted floats, strings) is built
-  // only when it is printed or returned: it used to be a quarter of a small all-reduce's
-  // instructions.
-  Algorithm* best = nullptr;
-  double bestUs = std::numeric_limits<double>::infinity();
-  for (const auto& algo : *algorithms_) {
-    if (algo->collective() != req.kind || !algo->supports(req, worldSize_).ok()) continue;
-    const double us = algo->estimateUs(req, worldSize_, model_);
-    if (us < bestUs) {
-      bestUs = us;
-      best = algo.get();
-    }
-  }
+  Algorithm* best = cheapest(req);
   if (best == nullptr) {
     return unimplemented(std::string("no ") + collectiveName(req.kind) +
                          " algorithm supports this request (" + explain(req) + ")");
@@ -228,6 +216,50 @@ StatusOr<Algorithm*> Selector::select(const CollectiveRequest& req,
     logChoice(req, *best);
   }
   return best;
+}
+
+namespace {
+
+// A remembered choice, one word: [valid:1][algorithm index:8][kind:5][memory:2][bytes:48].
+constexpr int kBytesBits = 48, kMemoryShift = 48, kKindShift = 50, kIndexShift = 55;
+constexpr uint64_t kValid = uint64_t{1} << 63;
+constexpr uint64_t kKeyMask = kValid | ((uint64_t{1} << kIndexShift) - 1);
+
+}  // namespace
+
+Algorithm* Selector::cheapest(const CollectiveRequest& req) const {
+  const size_t bytes = req.bytes();
+  static_assert(kNumCollectiveKinds <= 32);
+  const bool cacheable = bytes < (uint64_t{1} << kBytesBits) &&
+                         static_cast<unsigned>(req.memory) < 4 && algorithms_->size() <= 256;
+  const uint64_t key = kValid | (uint64_t{static_cast<uint8_t>(req.kind)} << kKindShift) |
+                       (uint64_t{static_cast<uint8_t>(req.memory)} << kMemoryShift) | bytes;
+  const uint64_t hash = ((bytes * 0x9E3779B97F4A7C15ull) >> 58) ^ static_cast<uint8_t>(req.kind);
+  auto& slot = choices_[hash % kChoiceSlots];
+  if (cacheable) {
+    const uint64_t word = slot.load(std::memory_order_relaxed);
+    if ((word & kKeyMask) == key) return (*algorithms_)[(word >> kIndexShift) & 0xFF].get();
+  }
+  // The hot path only compares costs; the explanation (formatted floats, strings) is built
+  // only when it is printed or returned.
+  size_t best = SIZE_MAX;
+  double bestUs = std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < algorithms_->size(); ++i) {
+    const Algorithm& algo = *(*algorithms_)[i];
+    if (algo.collective() != req.kind || !algo.supports(req, worldSize_).ok()) continue;
+    const double us = algo.estimateUs(req, worldSize_, model_);
+    if (us < bestUs) {
+      bestUs = us;
+      best = i;
+    }
+  }
+  if (best == SIZE_MAX) return nullptr;
+  if (cacheable) slot.store(key | (uint64_t{best} << kIndexShift), std::memory_order_relaxed);
+  return (*algorithms_)[best].get();
+}
+
+void Selector::forgetChoices() {
+  for (auto& slot : choices_) slot.store(0, std::memory_order_relaxed);
 }
 
 std::string Selector::explain(const CollectiveRequest& req) const {

@@ -140,21 +140,27 @@ TEST(CollectiveErrors, AlgoOverrideSteersTheChoice) {
 // and forcing it reports its reason.
 class FakeAlgorithm final : public Algorithm {
  public:
-  FakeAlgorithm(const char* name, bool refuses, double us)
-      : name_(name), refuses_(refuses), us_(us) {}
+  FakeAlgorithm(const char* name, bool refuses, double us, double usPerByte = 0,
+                bool refusesCuda = false)
+      : name_(name), refuses_(refuses), us_(us), usPerByte_(usPerByte), refusesCuda_(refusesCuda) {}
   const char* name() const override { return name_; }
   const char* description() const override { return "test stand-in"; }
   CollectiveKind collective() const override { return CollectiveKind::kAllReduce; }
-  Status supports(const CollectiveRequest&, int) const override {
+  Status supports(const CollectiveRequest& req, int) const override {
+    if (refusesCuda_ && req.memory == MemoryKind::kCuda) return unimplemented("fake: host only");
     return refuses_ ? unimplemented("fake cannot run this") : okStatus();
   }
-  double estimateUs(const CollectiveRequest&, int, const CostModel&) const override { return us_; }
+  double estimateUs(const CollectiveRequest& req, int, const CostModel&) const override {
+    return us_ + usPerByte_ * static_cast<double>(req.bytes());
+  }
   Status run(const CollectiveRequest&, CollectiveContext&) override { return okStatus(); }
 
  private:
   const char* name_;
   bool refuses_;
   double us_;
+  double usPerByte_;
+  bool refusesCuda_;
 };
 
 TEST(Selector, NeverPicksAnAlgorithmThatCannotRunTheRequest) {
@@ -169,6 +175,46 @@ TEST(Selector, NeverPicksAnAlgorithmThatCannotRunTheRequest) {
   auto forced = selector.select(req, "cheap");
   ASSERT_FALSE(forced.ok());
   EXPECT_TRUE(mentions(forced.status(), "fake cannot run this")) << forced.status().toString();
+}
+
+// The selector remembers the cost model's choices per (collective, memory, bytes); a
+// remembered choice must be the one it would compute afresh, for every size, including sizes
+// that share a slot of its table and requests that differ only in memory kind.
+TEST(Selector, RemembersTheSameChoiceItWouldCompute) {
+  std::vector<std::unique_ptr<Algorithm>> algos;
+  algos.push_back(std::make_unique<FakeAlgorithm>("linear", false, 0.0, 1.0));  // us = bytes
+  algos.push_back(std::make_unique<FakeAlgorithm>("flat", false, 4000.0, 0.0, true));
+  internal::Selector selector(&algos, {}, internal::defaultCostModel(), 4);
+  CollectiveRequest req;
+  req.type = DataType::kUInt8;
+  for (int pass = 0; pass < 3; ++pass) {  // pass 0 computes, passes 1-2 may remember
+    for (size_t bytes = 0; bytes < 8000; bytes += 13) {
+      req.count = bytes;
+      req.memory = MemoryKind::kHost;
+      auto chosen = selector.select(req, "");
+      ASSERT_TRUE(chosen.ok());
+      EXPECT_STREQ((*chosen)->name(), bytes < 4000 ? "linear" : "flat") << bytes << " " << pass;
+      req.memory = MemoryKind::kCuda;  // "flat" cannot run it: never the host's choice
+      chosen = selector.select(req, "");
+      ASSERT_TRUE(chosen.ok());
+      EXPECT_STREQ((*chosen)->name(), "linear") << bytes << " " << pass;
+    }
+  }
+  // The real algorithms: remembered choices equal a fresh selector's at every size.
+  auto builtin = builtinAlgorithms(nullptr);
+  internal::Selector warm(&builtin, {}, internal::defaultCostModel(), 4);
+  req = CollectiveRequest();
+  for (int pass = 0; pass < 3; ++pass) {  // fill, remember, forget and fill again
+    for (size_t count = 1; count <= (size_t{1} << 24); count = count * 3 / 2 + 1) {
+      req.count = count;
+      internal::Selector cold(&builtin, {}, internal::defaultCostModel(), 4);
+      auto expected = cold.select(req, "");
+      auto got = warm.select(req, "");
+      ASSERT_TRUE(expected.ok() && got.ok());
+      EXPECT_EQ(*expected, *got) << count;
+    }
+    if (pass == 1) warm.forgetChoices();
+  }
 }
 
 TEST(Selector, ParsesTheOverrideSyntax) {
