@@ -37,9 +37,14 @@ class TreeAllReduce final : public Algorithm {
   }
   double estimateUs(const CollectiveRequest& request, int n, const CostModel& m) const override {
     if (n == 1) return 0;
-    const double s = static_cast<double>(request.bytes());
-    // Pieces are reduced while others travel: the γ term hides behind β.
-    return 2 * std::ceil(std::log2(n)) * m.alphaUs + 2 * s * m.betaUsPerB;
+    const double s = static_cast<double>(request.bytes()), depth = std::ceil(std::log2(n));
+    // Pieces are reduced while others travel, so the γ term hides behind β, except for the
+    // first piece of each tree: on its way up every level adds two children's sums to its own
+    // before anything else can move (a message of one piece per tree hides nothing). Pieces
+    // are a quarter of the default 256 KiB chunk.
+    constexpr double kPieceBytes = 64.0 * 1024;
+    const double firstPiece = std::min(s / 2, kPieceBytes);
+    return 2 * depth * m.alphaUs + 2 * s * m.betaUsPerB + depth * 2 * firstPiece * m.gammaUsPerB;
   }
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
     const int n = ctx.size(), r = ctx.rank();
