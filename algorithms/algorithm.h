@@ -88,6 +88,9 @@ struct CostModel {
   LinkCost inter;          ///< between nodes, as one rank sees it when it has the NIC alone
   int nodes = 1;           ///< nodes the communicator spans
   int ranksPerNode = 0;    ///< ranks on every node; 0 when nodes hold different numbers
+  /// The pipeline chunk (PLEXUS_CHUNK_BYTES): a pipeline hides the reduction of all but about
+  /// one chunk per step behind the transfers, so a message of one chunk hides none.
+  double chunkBytes = 256.0 * 1024;
 };
 
 /// A schedule for one collective.

@@ -41,9 +41,8 @@ class TreeAllReduce final : public Algorithm {
     // Pieces are reduced while others travel, so the γ term hides behind β, except for the
     // first piece of each tree: on its way up every level adds two children's sums to its own
     // before anything else can move (a message of one piece per tree hides nothing). Pieces
-    // are a quarter of the default 256 KiB chunk.
-    constexpr double kPieceBytes = 64.0 * 1024;
-    const double firstPiece = std::min(s / 2, kPieceBytes);
+    // are a quarter of the chunk (tree_pipeline.cc).
+    const double firstPiece = std::min(s / 2, m.chunkBytes / 4);
     return 2 * depth * m.alphaUs + 2 * s * m.betaUsPerB + depth * 2 * firstPiece * m.gammaUsPerB;
   }
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {

@@ -167,6 +167,7 @@ Status CommunicatorImpl::connectPeers() {
   const CostModel links =
       tuning->tuning ? tuning->tuning->table.links.applyTo(defaultCostModel()) : defaultCostModel();
   hierarchy_.model = costModelFor(topology_, links);
+  hierarchy_.model.chunkBytes = static_cast<double>(config_.chunkBytes);
   selector_ = std::make_unique<Selector>(&algorithms_, std::move(rules).value(), hierarchy_.model,
                                          size_, tuning->tuning);
   auto peerKey = [this](int rank) { return prefix_ + "peer/" + std::to_string(rank); };
