@@ -47,11 +47,7 @@ constexpr size_t kMiB = size_t{1} << 20;
 // Under a sanitizer, malloc is the sanitizer's: mallinfo2 does not see its heap, and freed
 // memory sits in a quarantine, so resident memory grows by design. Descriptors are still
 // checked exactly; memory only in plain builds.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kMemoryMeasurable = false;
-#else
-constexpr bool kMemoryMeasurable = true;
-#endif
+constexpr bool kMemoryMeasurable = !plexus::testing::kUnderSanitizer;
 constexpr size_t kHeapSlack = 256 * 1024;
 constexpr size_t kRssSlack = 4 * kMiB;
 // Communicator cycles per test in ctest: each costs tens of milliseconds (a UCX context and

@@ -18,17 +18,7 @@ namespace {
 // Sanitizers slow every rank several times over (ASan about 3x, TSan 5-15x, more with ranks
 // sharing 2 cores): the whole-world deadline, which only turns a hang into a failure, stretches
 // by this much so that slow is not mistaken for hung.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr int kDeadlineScale = 4;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr int kDeadlineScale = 4;
-#else
-constexpr int kDeadlineScale = 1;
-#endif
-#else
-constexpr int kDeadlineScale = 1;
-#endif
+constexpr int kDeadlineScale = kUnderSanitizer ? 4 : 1;
 
 [[noreturn]] void childMain(int rank, const UniqueId& id,
                             const std::function<void(int, const UniqueId&)>& body,

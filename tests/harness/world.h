@@ -14,6 +14,21 @@
 
 namespace plexus::testing {
 
+/// True in a build under AddressSanitizer or ThreadSanitizer (GCC's macros, or clang's
+/// __has_feature): everything runs several times slower, and the allocator keeps freed memory
+/// in quarantine, so heap and resident-memory figures mean nothing there.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kUnderSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool kUnderSanitizer = true;
+#else
+inline constexpr bool kUnderSanitizer = false;
+#endif
+#else
+inline constexpr bool kUnderSanitizer = false;
+#endif
+
 struct WorldOptions {
   /// Whole-world deadline: past it, every rank is SIGKILLed and the test fails (no hang).
   std::chrono::seconds deadline{90};
