@@ -14,7 +14,6 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
-#include <random>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -208,14 +207,13 @@ Status OfiTransport::open(int worldSize) {
   if (rc == 0) rc = fi_ep_bind(ep_.get(), &av_->fid, 0);
   if (rc != 0) return fail("fi_ep_bind", rc);
   if (std::string(info_->fabric_attr->prov_name) == "shm") {
-    // shm names its region after the pid ("<pid>:<ep>:..." in /dev/shm). A process killed
-    // before it cleaned up leaves its region behind, and a later process that gets the same
-    // pid (pid_max is 32768 here) failed fi_enable with EBUSY. A random part makes names unique.
-    std::random_device random;
-    char unique[64];
-    std::snprintf(unique, sizeof(unique), "plexus_%d_%08x%08x", static_cast<int>(::getpid()),
-                  random(), random());
-    rc = fi_setname(&ep_->fid, unique, std::strlen(unique) + 1);
+    const int stale = ofi::removeStaleShmRegions();
+    if (stale > 0) {
+      PLEXUS_LOG(kInfo, "ofi: removed %d shm region(s) that exited processes left in /dev/shm",
+                 stale);
+    }
+    const std::string name = ofi::shmEndpointName();
+    rc = fi_setname(&ep_->fid, const_cast<char*>(name.c_str()), name.size() + 1);
     if (rc != 0) return fail("fi_setname", rc);
   }
   rc = fi_enable(ep_.get());
