@@ -65,19 +65,17 @@ StatusOr<double> timeCalls(Communicator& comm, const CollectiveRequest& req,
   return usSince(t0) / calls;
 }
 
-// One-way time of a `bytes` message between the two ranks of `pair` (ping-pong, best of 3
-// runs of `trips` round trips), as rank 0 of `pair` sees it.
-StatusOr<double> pingPongUs(Communicator& pair, size_t bytes, int trips) {
+// One-way time of a `bytes` message between this rank and `peer` (ping-pong, best of 3 runs
+// of `trips` round trips); `first` sends first.
+StatusOr<double> pingPongUs(Communicator& comm, bool first, int peer, size_t bytes, int trips) {
   std::vector<uint8_t> buf(bytes, 1);
-  const bool first = pair.rank() == 0;
-  const int peer = first ? 1 : 0;
   double best = 1e300;
   for (int rep = 0; rep < 3; ++rep) {
     const auto t0 = Clock::now();
     for (int i = 0; i < trips; ++i) {
-      if (first) PLEXUS_TRY(pair.send(buf.data(), bytes, DataType::kUInt8, peer));
-      PLEXUS_TRY(pair.recv(buf.data(), bytes, DataType::kUInt8, peer));
-      if (!first) PLEXUS_TRY(pair.send(buf.data(), bytes, DataType::kUInt8, peer));
+      if (first) PLEXUS_TRY(comm.send(buf.data(), bytes, DataType::kUInt8, peer));
+      PLEXUS_TRY(comm.recv(buf.data(), bytes, DataType::kUInt8, peer));
+      if (!first) PLEXUS_TRY(comm.send(buf.data(), bytes, DataType::kUInt8, peer));
     }
     best = std::min(best, usSince(t0) / (2.0 * trips));
   }
@@ -85,19 +83,19 @@ StatusOr<double> pingPongUs(Communicator& pair, size_t bytes, int trips) {
 }
 
 // Latency and inverse bandwidth of the link between ranks a and b, from a small and a large
-// message: α = t(small), β = (t(large) − t(small)) / (large − small). The pair runs on a
-// communicator of its own: sends and receives count in a communicator's sequence of
-// operations, so ranks that sat them out would no longer agree with the pair on it.
+// message: α = t(small), β = (t(large) − t(small)) / (large − small), as a sees it. Only a and
+// b exchange messages (point-to-point messages are numbered per pair of ranks, so the others'
+// collectives stay matched); the barrier keeps one link's measurement from overlapping the
+// next one's.
 StatusOr<LinkCost> linkCost(Communicator& comm, int a, int b) {
   constexpr size_t kSmall = 8, kLarge = size_t{1} << 20;
+  PLEXUS_TRY(comm.barrier());
   const int me = comm.rank();
-  auto pair = comm.split(me == a || me == b ? 0 : -1, me == a ? 0 : 1);
-  PLEXUS_TRY(pair.status());
   LinkCost c;
-  if (*pair == nullptr) return c;  // not in the pair: nothing measured here
-  auto small = pingPongUs(**pair, kSmall, 200);
+  if (me != a && me != b) return c;  // not on this link: nothing measured here
+  auto small = pingPongUs(comm, me == a, me == a ? b : a, kSmall, 200);
   PLEXUS_TRY(small.status());
-  auto large = pingPongUs(**pair, kLarge, 10);
+  auto large = pingPongUs(comm, me == a, me == a ? b : a, kLarge, 10);
   PLEXUS_TRY(large.status());
   // Noise can make the large message look free; 1e-7 us/B (10 TB/s) keeps β positive.
   c.betaUsPerB = std::max(1e-7, (*large - *small) / static_cast<double>(kLarge - kSmall));
