@@ -15,7 +15,8 @@ constexpr const char* kCollectiveNames[kNumCollectiveKinds] = {
 // does not define estimateUs itself: 2(n−1)·α + 2(n−1)/n·S·β, plus the reductions the pipeline
 // cannot hide: in each of the n−1 reduce-scatter steps, that of one piece (a segment of S/n,
 // or one chunk of a longer segment). Without that term the model chose the ring over rhd for
-// 4 ranks at 128 KiB-1 MiB, where a segment is a single piece and rhd measured 1.2-1.5x faster.
+// 4 ranks from 128 KiB, and at 256 KiB-1 MiB, where a segment is a single piece, rhd measured
+// 1.25-1.5x faster.
 class CostedRingAllReduce final : public Algorithm {
  public:
   explicit CostedRingAllReduce(std::unique_ptr<Algorithm> ring) : ring_(std::move(ring)) {}
