@@ -119,10 +119,13 @@ class Algorithm {
 };
 
 struct Hierarchy;
+struct SharedRegion;
 
 /// The built-in algorithms, in order of preference, registered explicitly (builtin.cc).
 /// `hierarchy` (owned by the communicator, filled once its sub-communicators exist) serves the
-/// hierarchical algorithms; null leaves them out.
-std::vector<std::unique_ptr<Algorithm>> builtinAlgorithms(const Hierarchy* hierarchy);
+/// hierarchical algorithms; null leaves them out. `shared` (owned by the communicator, filled
+/// when its ranks share a node) serves the shared-memory ones; null leaves them out.
+std::vector<std::unique_ptr<Algorithm>> builtinAlgorithms(const Hierarchy* hierarchy,
+                                                          const SharedRegion* shared);
 
 }  // namespace plexus

@@ -57,11 +57,13 @@ bool parseCollectiveKind(const std::string& name, CollectiveKind* out) {
   return false;
 }
 
-std::vector<std::unique_ptr<Algorithm>> builtinAlgorithms(const Hierarchy* hierarchy) {
+std::vector<std::unique_ptr<Algorithm>> builtinAlgorithms(const Hierarchy* hierarchy,
+                                                          const SharedRegion* shared) {
   std::vector<std::unique_ptr<Algorithm>> all;
   all.push_back(std::make_unique<CostedRingAllReduce>(makeRingAllReduce()));
   all.push_back(makeRhdAllReduce());
   all.push_back(makeTreeAllReduce());
+  if (shared != nullptr) all.push_back(makeShmAllReduce(shared));
   if (hierarchy != nullptr) {
     all.push_back(
         makeHierAllReduce(hierarchy, std::make_unique<CostedRingAllReduce>(makeRingAllReduce())));

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "algorithms/algorithm.h"
+#include "algorithms/shared_region.h"
 
 namespace plexus {
 
@@ -13,6 +14,11 @@ std::unique_ptr<Algorithm> makeRingAllReduce();
 std::unique_ptr<Algorithm> makeRhdAllReduce();
 /// Pipelined double binary tree all-reduce (tree_allreduce.cc).
 std::unique_ptr<Algorithm> makeTreeAllReduce();
+/// Shared-memory all-reduce over `region`, which the communicator fills when its ranks share a
+/// node (shm_allreduce.cc); without one it runs only on a single rank.
+std::unique_ptr<Algorithm> makeShmAllReduce(const SharedRegion* region);
+/// Bytes of the region makeShmAllReduce's algorithm needs for `worldSize` ranks.
+size_t shmAllReduceRegionBytes(int worldSize);
 /// Hierarchical all-reduce over the sub-communicators of `hierarchy` (hier_allreduce.cc);
 /// `flat` runs requests when the communicator has nothing to compose.
 std::unique_ptr<Algorithm> makeHierAllReduce(const Hierarchy* hierarchy,

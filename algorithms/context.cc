@@ -1,7 +1,11 @@
 #include "algorithms/context.h"
 
+#include <linux/futex.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <climits>
 #include <vector>
 
 #include "src/check.h"
@@ -32,22 +36,35 @@ constexpr auto kYieldWindow = std::chrono::microseconds(2000);
 // Polls between two clock reads while the driver is busy or spinning (see poll()).
 constexpr int kPollsPerClockRead = 8;
 
+// Tells the core we are spinning on memory another core writes (frees the sibling hyperthread).
+inline void cpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 // Longest the error path waits for cancelled transfers to be released.
 constexpr auto kCancelWait = std::chrono::milliseconds(500);
 
 }  // namespace
 
-void CollectiveContext::begin(uint64_t sequence, const char* opName,
-                              std::chrono::milliseconds timeout, std::chrono::microseconds spin,
-                              TagSpace space) {
+std::chrono::steady_clock::time_point CollectiveContext::begin(uint64_t sequence,
+                                                               const char* opName,
+                                                               std::chrono::milliseconds timeout,
+                                                               std::chrono::microseconds spin,
+                                                               TagSpace space) {
+  const auto now = std::chrono::steady_clock::now();
   sequence_ = sequence;
   space_ = space;
   opName_ = opName;
-  deadline_ = std::chrono::steady_clock::now() + timeout;
+  deadline_ = now + timeout;
   spin_ = spin;
   idle_ = false;
   yielding_ = false;
   pollsSinceClock_ = 0;
+  return now;
 }
 
 uint64_t CollectiveContext::tag(uint32_t step, uint32_t chunk) const {
@@ -79,8 +96,7 @@ Status CollectiveContext::poll() {
   // it was 11% of a 2-rank 8 B all-reduce's cycles), so a driver that is busy or spinning reads
   // it on every kPollsPerClockRead-th poll; one that yields or blocks reads it every time.
   if (abortFlag_ != nullptr && abortFlag_->load(std::memory_order_relaxed)) {
-    return aborted(std::string(opName_) + " #" + std::to_string(sequence_) + " on rank " +
-                   who(rank_) + ": communicator aborted");
+    return interrupted({}, "");
   }
   if (moved) {
     idle_ = false;
@@ -97,9 +113,7 @@ Status CollectiveContext::poll() {
         missing += (missing.empty() ? " (waiting for rank " : ", rank ") + who(p);
       }
     }
-    return deadlineExceeded(std::string(opName_) + " #" + std::to_string(sequence_) + " on rank " +
-                            who(rank_) + " timed out waiting for its peers" + missing +
-                            (missing.empty() ? "" : ")"));
+    return interrupted(now, missing.empty() ? "" : missing + ")");
   }
   if (moved) return okStatus();
   // Idle: spin for spin_, then yield the core for kYieldWindow (a rank that has work gets it,
@@ -119,6 +133,61 @@ Status CollectiveContext::poll() {
     sched_yield();
   }
   return okStatus();
+}
+
+Status CollectiveContext::interrupted(std::chrono::steady_clock::time_point now,
+                                      const std::string& missing) const {
+  const std::string what =
+      std::string(opName_) + " #" + std::to_string(sequence_) + " on rank " + who(rank_);
+  if (abortFlag_ != nullptr && abortFlag_->load(std::memory_order_relaxed)) {
+    return aborted(what + ": communicator aborted");
+  }
+  if (now >= deadline_)
+    return deadlineExceeded(what + " timed out waiting for its peers" + missing);
+  return okStatus();
+}
+
+Status CollectiveContext::waitShared(const std::atomic<uint32_t>& word, uint32_t target,
+                                     std::atomic<uint32_t>& sleepers, int peer) {
+  auto reached = [&] {
+    return static_cast<int32_t>(word.load(std::memory_order_acquire) - target) >= 0;
+  };
+  std::chrono::steady_clock::time_point since{};
+  for (;;) {
+    // A few hundred nanoseconds of checks between clock reads (a clock read costs about as
+    // much as one check of a line another core writes).
+    for (int i = 0; i < 64; ++i) {
+      if (reached()) return okStatus();
+      cpuRelax();
+    }
+    const auto now = std::chrono::steady_clock::now();
+    Status s = interrupted(now, " (waiting for rank " + who(peer) + " in shared memory)");
+    if (!s.ok()) return s;
+    if (since == std::chrono::steady_clock::time_point{}) since = now;
+    if (now - since < spin_) continue;
+    if (now - since < spin_ + kYieldWindow) {
+      sched_yield();
+      continue;
+    }
+    // Sleep until publishShared wakes us. The writer stores the word, then reads `sleepers`;
+    // we count ourselves in, then the kernel compares the word: one of the two sees the other.
+    const uint32_t seen = word.load(std::memory_order_seq_cst);
+    if (static_cast<int32_t>(seen - target) >= 0) return okStatus();
+    sleepers.fetch_add(1, std::memory_order_seq_cst);
+    const auto left = std::min<std::chrono::nanoseconds>(deadline_ - now, kMaxBlock);
+    timespec ts{static_cast<time_t>(left.count() / 1000000000),
+                static_cast<long>(left.count() % 1000000000)};
+    ::syscall(SYS_futex, &word, FUTEX_WAIT, seen, &ts, nullptr, 0);
+    sleepers.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+void CollectiveContext::publishShared(std::atomic<uint32_t>& word, uint32_t value,
+                                      const std::atomic<uint32_t>& sleepers) {
+  word.store(value, std::memory_order_seq_cst);
+  if (sleepers.load(std::memory_order_seq_cst) != 0) {
+    ::syscall(SYS_futex, &word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+  }
 }
 
 Status CollectiveContext::check(const TransferRequest& req, int peer, const char* what,

@@ -45,8 +45,11 @@ class CollectiveContext {
 
   /// Starts one collective: its sequence number (for tags and messages), its deadline, its
   /// name for error messages, and the spin time before blocking.
-  void begin(uint64_t sequence, const char* opName, std::chrono::milliseconds timeout,
-             std::chrono::microseconds spin, TagSpace space = TagSpace::kCollective);
+  /// Returns when it started (the clock read that set the deadline, for the caller's records).
+  std::chrono::steady_clock::time_point begin(uint64_t sequence, const char* opName,
+                                              std::chrono::milliseconds timeout,
+                                              std::chrono::microseconds spin,
+                                              TagSpace space = TagSpace::kCollective);
   uint64_t sequence() const { return sequence_; }
   /// A tag unique to (this collective, step, chunk) among the messages between two ranks.
   uint64_t tag(uint32_t step, uint32_t chunk) const;
@@ -71,6 +74,18 @@ class CollectiveContext {
   /// one bound (so many in-flight chains cannot multiply the wait).
   void cancelAll(TransferRequest* const* reqs, size_t n);
 
+  /// Waits until `word`, which another rank of this host stores into through shared memory,
+  /// reaches `target` (counted modulo 2^32): it checks while spinning, then yields the core,
+  /// then sleeps on the word (futex, at most kMaxBlock at a time), under the collective's
+  /// deadline and the abort flag. `sleepers` counts the sleeping waiters of the region, so that
+  /// publishShared wakes only when someone sleeps; `peer`, the rank that stores `word`, is named
+  /// in a timeout's message.
+  Status waitShared(const std::atomic<uint32_t>& word, uint32_t target,
+                    std::atomic<uint32_t>& sleepers, int peer);
+  /// Stores `value` into `word` for waitShared's callers and wakes those that sleep on it.
+  static void publishShared(std::atomic<uint32_t>& word, uint32_t value,
+                            const std::atomic<uint32_t>& sleepers);
+
   /// Scratch memory reused across collectives (grown on demand, never shrunk).
   void* scratch(size_t bytes);
 
@@ -85,6 +100,7 @@ class CollectiveContext {
   int rank_;
   int size_;
   bool progressAll();
+  Status interrupted(std::chrono::steady_clock::time_point now, const std::string& missing) const;
   void cancelEverywhere(TransferRequest* req);
 
   std::vector<Transport*> transports_;

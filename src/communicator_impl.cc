@@ -102,7 +102,7 @@ CommunicatorImpl::CommunicatorImpl(int rank, int size, Config config, std::strin
       size_(size),
       config_(std::move(config)),
       prefix_(std::move(prefix)),
-      algorithms_(builtinAlgorithms(&hierarchy_)) {
+      algorithms_(builtinAlgorithms(&hierarchy_, &shared_)) {
   worldRanks_.resize(size_);
   for (int r = 0; r < size_; ++r) worldRanks_[r] = r;
 }
@@ -170,9 +170,11 @@ Status CommunicatorImpl::connectPeers() {
   hierarchy_.model.chunkBytes = static_cast<double>(config_.chunkBytes);
   selector_ = std::make_unique<Selector>(&algorithms_, std::move(rules).value(), hierarchy_.model,
                                          size_, tuning->tuning);
+  PLEXUS_TRY(mapSharedRegion());
   auto peerKey = [this](int rank) { return prefix_ + "peer/" + std::to_string(rank); };
   PeerRecord self;
   self.rank = rank_;
+  self.sharedRegion = shmRegion_ != nullptr;
   self.worldSize = static_cast<uint32_t>(size_);
   for (int level = 0; level < 2; ++level) {
     self.spec[level] = levelSpec_[level];
@@ -183,12 +185,14 @@ Status CommunicatorImpl::connectPeers() {
   PLEXUS_TRY(publish(peerKey(rank_), self.encode()));
 
   connections_.resize(size_);
+  bool everyRankMapped = self.sharedRegion;
   for (int p = 0; p < size_; ++p) {
     if (p == rank_) continue;
     auto blob = store.get(peerKey(p), config_.timeout);
     if (!blob.ok()) return blob.status().withContext("waiting for rank " + std::to_string(p));
     auto rec = PeerRecord::decode(*blob, p);
     PLEXUS_TRY(rec.status());
+    everyRankMapped = everyRankMapped && rec->sharedRegion;
     const int level = levelOf(topology_.link(rank_, p));
     const HostTopology& host = topology_.host(p);
     if (rec->spec[level] != levelSpec_[level]) {
@@ -207,6 +211,7 @@ Status CommunicatorImpl::connectPeers() {
     PLEXUS_TRY(conn.status());
     connections_[p] = std::move(conn).value();
   }
+  settleSharedRegion(everyRankMapped);
   // A split child sees only its own ranks, but competes for the cores with its parent's.
   int ranksOnThisHost = ranksOnHost_;
   for (int p = 0, own = 0; p < size_; ++p) {
@@ -217,10 +222,12 @@ Status CommunicatorImpl::connectPeers() {
   chooseSpin(ranksOnThisHost);
   PLEXUS_LOG(kInfo,
              "communicator %s up: rank %d of %d (node %d of %d, local rank %d of %d) over %s; "
-             "%d ranks on this host, spin %lld us",
+             "%d ranks on this host, spin %lld us; shared-memory region: %s",
              prefix_.c_str(), rank_, size_, topology_.nodeOf(rank_), topology_.numNodes(),
              topology_.localRank(rank_), topology_.localSize(rank_), describeTransports().c_str(),
-             ranksOnThisHost, static_cast<long long>(spin_.count()));
+             ranksOnThisHost, static_cast<long long>(spin_.count()),
+             shared_.base != nullptr ? (std::to_string(shared_.bytes >> 10) + " KiB").c_str()
+                                     : shared_.missing);
   std::vector<Transport*> drive;
   for (auto& t : transports_) drive.push_back(t.get());
   context_ = std::make_unique<CollectiveContext>(rank_, size_, std::move(drive), &connections_,
@@ -291,6 +298,55 @@ Status CommunicatorImpl::createTransports() {
     transportName_ += std::string(transportName_.empty() ? "" : "+") + t->name();
   }
   return okStatus();
+}
+
+Status CommunicatorImpl::mapSharedRegion() {
+  if (size_ == 1) return okStatus();
+  if (topology_.numNodes() > 1) {
+    shared_.missing = "the communicator's ranks span nodes";
+    return okStatus();
+  }
+  for (int p = 0; p < size_; ++p) {
+    if (!topology_.sameHost(rank_, p)) {
+      shared_.missing = "the communicator's ranks are not all on one host";
+      return okStatus();
+    }
+  }
+  bootstrap::StoreClient& store = *store_->client;
+  const size_t bytes = shmAllReduceRegionBytes(size_);
+  const std::string key = prefix_ + "shm";
+  StatusOr<std::unique_ptr<ShmRegion>> region = unavailable("rank 0 could not create it");
+  if (rank_ == 0) {
+    region = ShmRegion::create(bytes);
+    const std::string name = region.ok() ? (*region)->name() : "";
+    PLEXUS_TRY(publish(key, std::vector<uint8_t>(name.begin(), name.end())));
+  } else {
+    auto name = store.get(key, config_.timeout);
+    if (!name.ok()) return name.status().withContext("waiting for rank 0's shared-memory region");
+    if (!name->empty()) region = ShmRegion::open(std::string(name->begin(), name->end()), bytes);
+  }
+  if (!region.ok()) {
+    shared_.missing = "a rank could not map the shared-memory region (see its WARN line)";
+    PLEXUS_LOG(kWarn, "communicator %s: no shared-memory region (%s); the shm algorithms are off",
+               prefix_.c_str(), region.status().toString().c_str());
+    return okStatus();
+  }
+  shmRegion_ = std::move(region).value();
+  return okStatus();
+}
+
+void CommunicatorImpl::settleSharedRegion(bool everyRankMapped) {
+  if (shmRegion_ == nullptr) return;
+  // Every rank maps the region before it publishes its record, and every record has been read:
+  // nobody opens the name any more.
+  shmRegion_->unlinkName();
+  if (!everyRankMapped) {
+    shmRegion_.reset();
+    shared_.missing = "a rank could not map the shared-memory region (see its WARN line)";
+    return;
+  }
+  shared_.base = shmRegion_->base();
+  shared_.bytes = shmRegion_->bytes();
 }
 
 std::string CommunicatorImpl::describeTransports() const {
@@ -369,6 +425,8 @@ CommunicatorImpl::~CommunicatorImpl() {
   localComm_.reset();
   crossComm_.reset();
   context_.reset();
+  shared_ = SharedRegion();
+  shmRegion_.reset();
   connections_.clear();
   levelTransport_[0] = levelTransport_[1] = nullptr;
   transports_.clear();
@@ -487,9 +545,9 @@ Status CommunicatorImpl::execute(const CollectiveRequest& req, Algorithm* algori
   // come from per-pair ordinals, in a tag space of their own).
   const bool p2p = req.kind == CollectiveKind::kSendRecv;
   const uint64_t seq = p2p ? p2pSequence_++ : sequence_++;
-  context_->begin(seq, collectiveName(req.kind), config_.timeout, spin_,
-                  p2p ? TagSpace::kPointToPoint : TagSpace::kCollective);
-  flight_.begin(seq, req.kind, req.bytes(), algorithm->name());
+  const auto start = context_->begin(seq, collectiveName(req.kind), config_.timeout, spin_,
+                                     p2p ? TagSpace::kPointToPoint : TagSpace::kCollective);
+  flight_.begin(seq, req.kind, req.bytes(), algorithm->name(), start);
   PLEXUS_LOG(kTrace, "%s #%llu: %zu x %s with %s", collectiveName(req.kind),
              static_cast<unsigned long long>(seq), req.count, dataTypeName(req.type),
              algorithm->name());

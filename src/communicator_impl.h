@@ -11,12 +11,14 @@
 #include "algorithms/algorithm.h"
 #include "algorithms/context.h"
 #include "algorithms/hierarchy.h"
+#include "algorithms/shared_region.h"
 #include "plexus/communicator.h"
 #include "src/bootstrap/store.h"
 #include "src/config.h"
 #include "src/engine.h"
 #include "src/flight_recorder.h"
 #include "src/selector.h"
+#include "src/shm_region.h"
 #include "src/topology.h"
 #include "transports/transport.h"
 
@@ -102,6 +104,12 @@ class CommunicatorImpl {
   Status connectPeers();
   Status learnTopology();
   Status createTransports();
+  /// Maps the shared-memory region when all ranks share this node: rank 0 creates it and
+  /// publishes its name, the others open it. A rank that cannot goes on without it (WARN); the
+  /// region is used only once every rank's record says it mapped it. Store lock held.
+  Status mapSharedRegion();
+  /// After every peer's record is read: keeps the region only if every rank mapped it.
+  void settleSharedRegion(bool everyRankMapped);
   std::string describeTransports() const;
   /// When the communicator spans nodes with several ranks on some node: splits the node-local
   /// and cross-node sub-communicators and fills hierarchy_. Collective; store lock not held.
@@ -154,6 +162,10 @@ class CommunicatorImpl {
   Hierarchy hierarchy_;
   std::unique_ptr<CommunicatorImpl> localComm_, crossComm_;
   std::unique_ptr<SubCommunicator> localSub_, crossSub_;
+  // The shared-memory algorithms' region, when every rank here shares this node and mapped it
+  // (before algorithms_, which point at shared_).
+  std::unique_ptr<ShmRegion> shmRegion_;
+  SharedRegion shared_;
   std::vector<std::unique_ptr<Algorithm>> algorithms_;
   std::atomic<bool> aborted_{false};
   mutable std::mutex errorMu_;  // guards firstError_

@@ -8,7 +8,7 @@ namespace plexus::internal {
 FlightRecorder::FlightRecorder(size_t capacity) : ring_(capacity == 0 ? 1 : capacity) {}
 
 void FlightRecorder::begin(uint64_t sequence, CollectiveKind kind, size_t bytes,
-                           const char* algorithm) {
+                           const char* algorithm, std::chrono::steady_clock::time_point start) {
   std::lock_guard<std::mutex> lock(mu_);
   FlightRecord& r = ring_[next_];
   r = FlightRecord{};
@@ -16,7 +16,7 @@ void FlightRecorder::begin(uint64_t sequence, CollectiveKind kind, size_t bytes,
   r.kind = kind;
   r.bytes = bytes;
   r.algorithm = algorithm;
-  r.start = std::chrono::steady_clock::now();
+  r.start = start;
   next_ = (next_ + 1) % ring_.size();
   if (count_ < ring_.size()) ++count_;
 }

@@ -36,8 +36,9 @@ class FlightRecorder {
  public:
   explicit FlightRecorder(size_t capacity = 32);
 
-  /// Records operation `sequence` as running.
-  void begin(uint64_t sequence, CollectiveKind kind, size_t bytes, const char* algorithm);
+  /// Records operation `sequence` as running since `start` (the caller has read the clock).
+  void begin(uint64_t sequence, CollectiveKind kind, size_t bytes, const char* algorithm,
+             std::chrono::steady_clock::time_point start);
   /// Records how the running operation `sequence` ended.
   void end(uint64_t sequence, const Status& status);
   /// The recorded operations, oldest first.

@@ -12,6 +12,7 @@ std::vector<uint8_t> PeerRecord::encode() const {
     w.str(spec[level]);
     w.bytes(address[level].data(), address[level].size());
   }
+  w.u32(sharedRegion ? 1 : 0);
   return w.take();
 }
 
@@ -24,7 +25,9 @@ StatusOr<PeerRecord> PeerRecord::decode(const std::vector<uint8_t>& blob, int ex
     rec.spec[level] = r.str(kMaxSpecBytes);
     rec.address[level] = r.bytes(kMaxAddressBytes);
   }
-  if (!r.ok() || !r.atEnd() || rec.rank != expectedRank) {
+  const uint32_t shared = r.u32();
+  rec.sharedRegion = shared == 1;
+  if (!r.ok() || !r.atEnd() || rec.rank != expectedRank || shared > 1) {
     return invalidArgument("malformed bootstrap record for rank " + std::to_string(expectedRank));
   }
   return rec;

@@ -1,6 +1,7 @@
 // The record every rank publishes through the bootstrap store once every rank's identity is
 // known: the transport spec of each link level and the address of that level's transport
-// (empty when the rank needs no transport at that level). Peers control its bytes, so decoding
+// (empty when the rank needs no transport at that level), and whether it mapped the
+// communicator's shared-memory region. Peers control its bytes, so decoding
 // caps every length and rejects anything truncated, trailing or for another rank.
 #pragma once
 
@@ -22,6 +23,8 @@ struct PeerRecord {
   uint32_t worldSize = 0;
   std::array<std::string, 2> spec;  ///< [intra-node, inter-node]
   std::array<std::vector<uint8_t>, 2> address;
+  /// The rank mapped the communicator's shared-memory region (its ranks share a node).
+  bool sharedRegion = false;
 
   std::vector<uint8_t> encode() const;
   /// InvalidArgument for a malformed blob, or one that is not `expectedRank`'s.

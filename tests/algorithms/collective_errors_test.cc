@@ -200,8 +200,11 @@ TEST(Selector, RemembersTheSameChoiceItWouldCompute) {
       EXPECT_STREQ((*chosen)->name(), "linear") << bytes << " " << pass;
     }
   }
-  // The real algorithms: remembered choices equal a fresh selector's at every size.
-  auto builtin = builtinAlgorithms(nullptr);
+  // The real algorithms: remembered choices equal a fresh selector's at every size (shm
+  // competes with a stand-in region: choosing never touches it).
+  char region[64];
+  SharedRegion shared{region, sizeof(region)};
+  auto builtin = builtinAlgorithms(nullptr, &shared);
   internal::Selector warm(&builtin, {}, internal::defaultCostModel(), 4);
   req = CollectiveRequest();
   for (int pass = 0; pass < 3; ++pass) {  // fill, remember, forget and fill again
@@ -218,7 +221,7 @@ TEST(Selector, RemembersTheSameChoiceItWouldCompute) {
 }
 
 TEST(Selector, ParsesTheOverrideSyntax) {
-  auto algos = builtinAlgorithms(nullptr);
+  auto algos = builtinAlgorithms(nullptr, nullptr);
   auto rules = internal::parseAlgoRules("allreduce:0-64k:rhd;64k-1M:tree;1m-inf:ring#", algos);
   EXPECT_FALSE(rules.ok());  // '#' is not part of an algorithm name
   rules = internal::parseAlgoRules("allreduce:0-64k:rhd;64k-1M:tree;allgather:ring;ring", algos);

@@ -220,7 +220,7 @@ TEST(Hier, CostModelPrefersHierAcrossNodesForLargeMessages) {
   h.worldSize = 8;
   h.uniform = true;
   h.model = m;
-  auto algos = builtinAlgorithms(&h);
+  auto algos = builtinAlgorithms(&h, nullptr);
   internal::Selector selector(&algos, {}, m, 8);
   CollectiveRequest req;
   req.count = size_t{16} << 20;
@@ -233,7 +233,7 @@ TEST(Hier, CostModelPrefersHierAcrossNodesForLargeMessages) {
   auto single = JobTopology::build(hosts);
   ASSERT_TRUE(single.ok());
   Hierarchy flat;
-  auto flatAlgos = builtinAlgorithms(&flat);
+  auto flatAlgos = builtinAlgorithms(&flat, nullptr);
   internal::Selector flatSelector(&flatAlgos, {}, internal::costModelFor(*single), 8);
   for (size_t count : {size_t{1}, size_t{16} << 20}) {
     req.count = count;

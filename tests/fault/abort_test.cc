@@ -116,7 +116,8 @@ TEST(FlightRecorder, KeepsTheLastOperationsOldestFirst) {
   internal::FlightRecorder recorder(3);
   EXPECT_TRUE(recorder.snapshot().empty());
   for (uint64_t seq = 0; seq < 5; ++seq) {
-    recorder.begin(seq, CollectiveKind::kAllReduce, 1024 * seq, "ring");
+    recorder.begin(seq, CollectiveKind::kAllReduce, 1024 * seq, "ring",
+                   std::chrono::steady_clock::now());
     if (seq < 4) recorder.end(seq, seq == 3 ? deadlineExceeded("late") : okStatus());
   }
   auto records = recorder.snapshot();

@@ -72,7 +72,7 @@ std::string sampleText() {
 // The built-in algorithms, hier included (it runs the ring when nothing is composed).
 const std::vector<std::unique_ptr<Algorithm>>& builtins() {
   static Hierarchy none;
-  static const auto algos = builtinAlgorithms(&none);
+  static const auto algos = builtinAlgorithms(&none, nullptr);
   return algos;
 }
 
@@ -326,7 +326,7 @@ class Refusing final : public Algorithm {
 
 TEST(TuningSelector, AnEntryThatCannotRunFallsThroughToTheModel) {
   static Hierarchy none;
-  std::vector<std::unique_ptr<Algorithm>> algos = builtinAlgorithms(&none);
+  std::vector<std::unique_ptr<Algorithm>> algos = builtinAlgorithms(&none, nullptr);
   algos.push_back(std::make_unique<Refusing>());
   std::string log, modelLog;
   const std::string modelChoice = pick("", "", 64, "", &modelLog);

@@ -1,17 +1,8 @@
 #include "transports/ofi/ofi_resources.h"
 
-#include <dirent.h>
 #include <rdma/fi_errno.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <bit>
-#include <cerrno>
-#include <cinttypes>
-#include <cstdio>
-#include <cstring>
-#include <random>
 #include <string_view>
 
 namespace plexus::ofi {
@@ -125,47 +116,6 @@ std::string describeInfo(const fi_info& info) {
 
 bool isHostLocal(const fi_info& info) {
   return std::string_view(info.fabric_attr->prov_name) == "shm";
-}
-
-namespace {
-
-// The inode of this process's pid namespace (0 when /proc does not say).
-uint64_t pidNamespace() {
-  struct stat st {};
-  return ::stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
-}
-
-}  // namespace
-
-std::string shmEndpointName() {
-  std::random_device random;
-  char name[96];
-  std::snprintf(name, sizeof(name), "plexus_%" PRIu64 "_%d_%08x%08x", pidNamespace(),
-                static_cast<int>(::getpid()), random(), random());
-  return name;
-}
-
-int removeStaleShmRegions(const std::string& dir) {
-  const uint64_t ns = pidNamespace();
-  if (ns == 0) return 0;  // no way to tell whose pids these are
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return 0;
-  int removed = 0;
-  while (const dirent* entry = ::readdir(d)) {
-    uint64_t theirNs = 0;
-    int pid = 0, used = 0;
-    char hex[17] = {};
-    // The whole name must parse: "plexus_<ns>_<pid>_<16 hex digits>".
-    if (std::sscanf(entry->d_name, "plexus_%" SCNu64 "_%d_%16[0-9a-f]%n", &theirNs, &pid, hex,
-                    &used) != 3 ||
-        entry->d_name[used] != '\0' || std::strlen(hex) != 16 || theirNs != ns || pid <= 0) {
-      continue;
-    }
-    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
-    if (::unlink((dir + "/" + entry->d_name).c_str()) == 0) ++removed;
-  }
-  ::closedir(d);
-  return removed;
 }
 
 }  // namespace plexus::ofi

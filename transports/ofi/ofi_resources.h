@@ -42,17 +42,4 @@ std::string describeInfo(const fi_info& info);
 /// True when the provider moves bytes only between processes of one host (shm).
 bool isHostLocal(const fi_info& info);
 
-/// The name this process gives its shm endpoint (fi_setname): "plexus_<pid namespace>_<pid>_<64
-/// random bits in hex>". shm names its /dev/shm region after it; the default name is the pid
-/// alone, so a region a killed process left behind made fi_enable fail with EBUSY for a later
-/// process with the same pid. The namespace tells removeStaleShmRegions whose pids it can judge.
-std::string shmEndpointName();
-
-/// Removes from `dir` (/dev/shm) the regions that shm endpoints of exited Plexus processes
-/// left behind: a rank killed before it closed its endpoint leaves 16 MiB of shared memory for
-/// the life of the machine. Only names from shmEndpointName() in this pid namespace whose pid
-/// no longer exists are removed (a live process's region, or one of another pid namespace
-/// sharing the directory, is never touched). Returns how many were removed.
-int removeStaleShmRegions(const std::string& dir = "/dev/shm");
-
 }  // namespace plexus::ofi

@@ -21,6 +21,7 @@
 
 #include "src/check.h"
 #include "src/log.h"
+#include "src/shm_region.h"
 #include "transports/ofi/ofi_mr_cache.h"
 #include "transports/ofi/ofi_resources.h"
 
@@ -207,12 +208,15 @@ Status OfiTransport::open(int worldSize) {
   if (rc == 0) rc = fi_ep_bind(ep_.get(), &av_->fid, 0);
   if (rc != 0) return fail("fi_ep_bind", rc);
   if (std::string(info_->fabric_attr->prov_name) == "shm") {
-    const int stale = ofi::removeStaleShmRegions();
+    const int stale = removeStaleShmRegions();
     if (stale > 0) {
       PLEXUS_LOG(kInfo, "ofi: removed %d shm region(s) that exited processes left in /dev/shm",
                  stale);
     }
-    const std::string name = ofi::shmEndpointName();
+    // shm names its /dev/shm region after the endpoint; the default name is the pid alone, so a
+    // region a killed process left behind made fi_enable fail with EBUSY for a later process
+    // with the same pid.
+    const std::string name = shmRegionName();
     rc = fi_setname(&ep_->fid, const_cast<char*>(name.c_str()), name.size() + 1);
     if (rc != 0) return fail("fi_setname", rc);
   }

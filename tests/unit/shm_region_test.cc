@@ -1,6 +1,8 @@
-// The regions libfabric's shm provider leaves in /dev/shm when a rank dies before it closes its
-// endpoint: removeStaleShmRegions removes those of exited Plexus processes in this pid
-// namespace, and nothing else.
+// Named shared-memory regions: ShmRegion maps one between processes, and removeStaleShmRegions
+// removes what exited Plexus processes left in /dev/shm (their ShmRegions, or libfabric shm
+// endpoints' regions named by shmRegionName) in this pid namespace, and nothing else.
+#include "src/shm_region.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -11,8 +13,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
-
-#include "transports/ofi/ofi_resources.h"
 
 namespace plexus {
 namespace {
@@ -39,8 +39,8 @@ int deadPid() {
   return static_cast<int>(child);
 }
 
-TEST(OfiShmRegions, EndpointNamesCarryNamespacePidAndRandomBits) {
-  const std::string a = ofi::shmEndpointName(), b = ofi::shmEndpointName();
+TEST(ShmRegions, NamesCarryNamespacePidAndRandomBits) {
+  const std::string a = shmRegionName(), b = shmRegionName();
   EXPECT_NE(a, b);
   uint64_t ns = 0;
   int pid = 0;
@@ -51,11 +51,11 @@ TEST(OfiShmRegions, EndpointNamesCarryNamespacePidAndRandomBits) {
   EXPECT_EQ(std::string(hex).size(), 16u);
 }
 
-TEST(OfiShmRegions, OnlyRegionsOfExitedProcessesInThisNamespaceAreRemoved) {
+TEST(ShmRegions, OnlyRegionsOfExitedProcessesInThisNamespaceAreRemoved) {
   const std::string dir = makeDir();
   ASSERT_FALSE(dir.empty());
   // This process's own name tells the namespace.
-  const std::string mine = ofi::shmEndpointName();
+  const std::string mine = shmRegionName();
   const std::string ns = mine.substr(7, mine.find('_', 7) - 7);
   const std::string dead = "plexus_" + ns + "_" + std::to_string(deadPid()) + "_0123456789abcdef";
   const std::string alive = "plexus_" + ns + "_" + std::to_string(::getpid()) + "_fedcba9876543210";
@@ -67,14 +67,49 @@ TEST(OfiShmRegions, OnlyRegionsOfExitedProcessesInThisNamespaceAreRemoved) {
   for (const std::string* name : {&dead, &alive, &otherNs, &oldStyle, &suffixed, &foreign}) {
     touch(dir + "/" + *name);
   }
-  EXPECT_EQ(ofi::removeStaleShmRegions(dir), 1);
+  EXPECT_EQ(removeStaleShmRegions(dir), 1);
   EXPECT_FALSE(exists(dir + "/" + dead));
   for (const std::string* name : {&alive, &otherNs, &oldStyle, &suffixed, &foreign}) {
     EXPECT_TRUE(exists(dir + "/" + *name)) << *name;
     ::unlink((dir + "/" + *name).c_str());
   }
-  EXPECT_EQ(ofi::removeStaleShmRegions(dir + "/missing"), 0);  // no directory: nothing to do
+  EXPECT_EQ(removeStaleShmRegions(dir + "/missing"), 0);  // no directory: nothing to do
   ::rmdir(dir.c_str());
+}
+
+TEST(ShmRegions, ACreatedRegionIsZeroSharedAndUnlinkedOnce) {
+  auto made = ShmRegion::create(8192);
+  ASSERT_TRUE(made.ok()) << made.status().toString();
+  ShmRegion& a = **made;
+  const std::string path = "/dev/shm/" + a.name();
+  EXPECT_TRUE(exists(path));
+  for (size_t i = 0; i < a.bytes(); ++i) ASSERT_EQ(static_cast<char*>(a.base())[i], 0) << i;
+  auto opened = ShmRegion::open(a.name(), 8192);
+  ASSERT_TRUE(opened.ok()) << opened.status().toString();
+  static_cast<char*>(a.base())[100] = 42;
+  EXPECT_EQ(static_cast<char*>((*opened)->base())[100], 42);  // one memory, two mappings
+  // Another size than the creator's is refused, naming both.
+  auto wrong = ShmRegion::open(a.name(), 4096);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("8192 bytes, not the 4096"), std::string::npos)
+      << wrong.status().toString();
+  (*opened).reset();  // a region opened by name leaves the name alone
+  EXPECT_TRUE(exists(path));
+  a.unlinkName();
+  EXPECT_FALSE(exists(path));
+  EXPECT_EQ(static_cast<char*>(a.base())[100], 42);  // the mapping outlives the name
+  EXPECT_FALSE(ShmRegion::open(a.name(), 8192).ok());
+}
+
+TEST(ShmRegions, TheCreatorRemovesTheNameWhenItGoes) {
+  std::string path;
+  {
+    auto made = ShmRegion::create(4096);
+    ASSERT_TRUE(made.ok()) << made.status().toString();
+    path = "/dev/shm/" + (*made)->name();
+    EXPECT_TRUE(exists(path));
+  }
+  EXPECT_FALSE(exists(path));
 }
 
 }  // namespace

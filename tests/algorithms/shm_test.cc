@@ -1,0 +1,138 @@
+// The shared-memory all-reduce's own contract (its results are checked with every other
+// algorithm in collectives_test.cc and group_split_test.cc): when a communicator has the region,
+// what the cost model does with it, disagreeing ranks, the sleeping path, and /dev/shm hygiene.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "algorithms/builtin.h"
+#include "plexus/plexus.h"
+#include "src/communicator_impl.h"
+#include "src/selector.h"
+#include "tests/harness/world.h"
+
+namespace plexus {
+namespace {
+
+using testing::mentions;
+using testing::runRanks;
+using testing::runWorld;
+using testing::shortTimeout;
+using testing::WorldOptions;
+
+StatusOr<Algorithm*> pick(Communicator& comm, size_t count, const std::string& forced = "") {
+  CollectiveRequest req;
+  req.count = count;
+  return comm.impl()->selector().select(req, forced);
+}
+
+TEST(Shm, TheCommunicatorsCostModelPicksItForShortMessagesOnOneNode) {
+  ASSERT_TRUE(runWorld(2, [](Communicator& comm) {
+    auto chosen = pick(comm, 2);
+    ASSERT_TRUE(chosen.ok()) << chosen.status().toString();
+    EXPECT_STREQ((*chosen)->name(), "shm");
+  }));
+}
+
+// Every rank reads all n slots, so the model gives long messages on many ranks to the transport
+// algorithms, whose bytes per rank do not grow with n.
+TEST(Shm, TheCostModelLeavesLongMessagesOnManyRanksToTheOthers) {
+  char bytes[64];
+  SharedRegion region{bytes, sizeof(bytes)};
+  auto algos = builtinAlgorithms(nullptr, &region);
+  CollectiveRequest req;
+  auto cheapest = [&](int n, size_t count) {
+    internal::Selector selector(&algos, {}, internal::defaultCostModel(), n);
+    req.count = count;
+    auto chosen = selector.select(req, "");
+    return chosen.ok() ? std::string((*chosen)->name()) : chosen.status().toString();
+  };
+  EXPECT_EQ(cheapest(64, 2), "shm");
+  EXPECT_NE(cheapest(64, 1 << 18), "shm");  // 1 MiB
+  EXPECT_NE(cheapest(8, 1 << 20), "shm");   // 4 MiB
+  EXPECT_EQ(cheapest(2, 1 << 20), "shm");
+}
+
+TEST(Shm, ACommunicatorSpanningNodesHasNoneAndForcingItSaysWhy) {
+  ASSERT_TRUE(runRanks(4, [](int rank, const UniqueId& id) {
+    ::setenv("PLEXUS_NODE_ID", rank < 2 ? "node0" : "node1", 1);
+    auto comm = Communicator::create(id, rank, 4);
+    ASSERT_TRUE(comm.ok()) << comm.status().toString();
+    auto chosen = pick(**comm, 2);
+    ASSERT_TRUE(chosen.ok()) << chosen.status().toString();
+    EXPECT_STRNE((*chosen)->name(), "shm");
+    auto forced = pick(**comm, 2, "shm");
+    ASSERT_FALSE(forced.ok());
+    EXPECT_TRUE(mentions(forced.status(), "span nodes")) << forced.status().toString();
+    float x = 1.0f, sum = 0.0f;  // and the node-local phases still run (with shm inside)
+    ASSERT_TRUE((*comm)->allReduce(&x, &sum, 1, DataType::kFloat32, ReduceOp::kSum).ok());
+    EXPECT_EQ(sum, 4.0f);
+  }));
+}
+
+TEST(Shm, RanksThatPassDifferentCountsGetInvalidArgument) {
+  WorldOptions o = shortTimeout();
+  o.env["PLEXUS_ALGO"] = "allreduce:shm";
+  ASSERT_TRUE(runWorld(
+      2,
+      [](Communicator& comm) {
+        std::vector<float> in(4096, 1.0f), out(4096);
+        const size_t count = comm.rank() == 0 ? 1000 : 3000;
+        Status s = comm.allReduce(in.data(), out.data(), count, DataType::kFloat32, ReduceOp::kSum);
+        EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.toString();
+        EXPECT_TRUE(mentions(s, "1000 elements of f32 sum")) << s.toString();
+        EXPECT_TRUE(mentions(s, "3000 elements of f32 sum")) << s.toString();
+      },
+      o));
+}
+
+// A rank that arrives long after the others finds them asleep on its flag (past the spin and
+// the yield window), and its store wakes them: every round's result is still right, whoever
+// was late, across pieces of a message longer than a slot.
+TEST(Shm, LateRanksWakeSleepingOnes) {
+  WorldOptions o;
+  o.env["PLEXUS_ALGO"] = "allreduce:shm";
+  ASSERT_TRUE(runWorld(
+      3,
+      [](Communicator& comm) {
+        const size_t count = 40000;  // 160 KB of f32: several 64 KiB pieces
+        std::vector<float> in(count), out(count);
+        for (int round = 0; round < 6; ++round) {
+          for (size_t i = 0; i < count; ++i) in[i] = static_cast<float>(comm.rank() + i % 7);
+          if (comm.rank() == round % 3) std::this_thread::sleep_for(std::chrono::milliseconds(30));
+          ASSERT_TRUE(
+              comm.allReduce(in.data(), out.data(), count, DataType::kFloat32, ReduceOp::kSum)
+                  .ok());
+          for (size_t i = 0; i < count; i += 997) {
+            ASSERT_EQ(out[i], static_cast<float>(3 + 3 * (i % 7))) << "round " << round << " " << i;
+          }
+        }
+      },
+      o));
+}
+
+// The region's name is gone from /dev/shm once the communicator is up (every rank has mapped
+// it), so not even a rank killed later leaves it behind.
+TEST(Shm, TheRegionLeavesNoNameInDevShm) {
+  ASSERT_TRUE(runWorld(3, [](Communicator& comm) {
+    float x = 1.0f, sum = 0.0f;
+    ASSERT_TRUE(comm.allReduce(&x, &sum, 1, DataType::kFloat32, ReduceOp::kSum).ok());
+    auto shm = pick(comm, 1, "shm");
+    ASSERT_TRUE(shm.ok()) << shm.status().toString();  // the communicator has the region
+    const std::string mine = "_" + std::to_string(::getpid()) + "_";
+    DIR* d = ::opendir("/dev/shm");
+    ASSERT_NE(d, nullptr);
+    while (const dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      EXPECT_FALSE(name.rfind("plexus_", 0) == 0 && name.find(mine) != std::string::npos) << name;
+    }
+    ::closedir(d);
+  }));
+}
+
+}  // namespace
+}  // namespace plexus
