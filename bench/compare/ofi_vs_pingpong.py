@@ -5,8 +5,9 @@
                                      [-b 4M] [-e 64M]
 
 For each provider, in interleaved rounds (plexus, fi_pingpong, next provider, then again; the
-best round of each counts): a 2-rank all-reduce (`plexusrun -n 2 plexus-perf allreduce`, f32
-sum, out-of-place busbw) with PLEXUS_TRANSPORT=ofi on that provider, and `fi_pingpong -e rdm
+best round of each counts): a 2-rank all-reduce (`plexusrun -n 2 plexus-perf allreduce -a ring`,
+f32 sum, out-of-place busbw) with PLEXUS_TRANSPORT=ofi on that provider (the ring, forced: the
+cost model's choice on one node, shm, moves no bytes through the transport), and `fi_pingpong -e rdm
 -p PROVIDER -S SIZE` between two processes on 127.0.0.1 (libfabric-bin), whose MB/sec is the
 one-way rate of a message of SIZE bytes. Prints busbw / fi_pingpong per size (issue #5: the
 goal is >= 0.75 at >= 4 MiB). Providers: tcp (tcp;ofi_rxm) is what PLEXUS_TRANSPORT=ofi picks
@@ -42,7 +43,8 @@ def plexus_env(provider):
 
 def run_plexus(build, provider, lo, hi):
     cmd = [os.path.join(build, "plexusrun"), "-n", "2", os.path.join(build, "plexus-perf"),
-           "allreduce", "-b", str(lo), "-e", str(hi), "-f", "4", "-n", "20", "-w", "3"]
+           "allreduce", "-a", "ring", "-b", str(lo), "-e", str(hi), "-f", "4", "-n", "20", "-w",
+           "3"]
     out = subprocess.run(cmd, env=plexus_env(provider), capture_output=True, text=True,
                          timeout=600)
     if out.returncode != 0:
