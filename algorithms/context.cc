@@ -160,6 +160,9 @@ Status CollectiveContext::waitShared(const std::atomic<uint32_t>& word, uint32_t
       if (reached()) return okStatus();
       cpuRelax();
     }
+    // The transports still get driven: a peer may wait on this rank for something of theirs
+    // (UCX finishing an endpoint's wire-up after a barrier, a rendezvous it must acknowledge).
+    progressAll();
     const auto now = std::chrono::steady_clock::now();
     Status s = interrupted(now, " (waiting for rank " + who(peer) + " in shared memory)");
     if (!s.ok()) return s;
