@@ -11,11 +11,17 @@
 // Flags sit one rank to a cache line (one writer each); a waiter spins, yields, then sleeps on
 // the flag (futex) and the writer wakes it only when someone sleeps.
 //
-// Bytes per rank: S written, n·S read and reduced, where the ring moves 2(n−1)/n·S through the
-// transport. Latency: one flag round per piece (every rank's line crosses once) against
-// log2(n) (rhd) or 2(n−1) (ring) messages through the transport's tag matching. It wins while
-// n·S is small. Every rank adds the same operands in the same order, so the results are
-// bitwise identical on every rank and every run.
+// With kSplitFromRanks or more ranks and messages of kSplitFromBytes or more, step (4) is split in
+// two, as a reduce-scatter then an all-gather: rank r reduces only block r of the piece (in rank
+// order) into its output, copies it back over block r of its own slot (a block only r reads), and
+// publishes a "reduced" flag; then it copies every other rank's block j from slot j once j's
+// flag says it is there.
+//
+// Bytes per rank: S written, then n·S read and reduced (or, split, S read and reduced and S
+// copied), where the ring moves 2(n−1)/n·S through the transport. Latency: one flag round per
+// piece (two when split) against log2(n) (rhd) or 2(n−1) (ring) messages through the
+// transport's tag matching. Every block is added in the same order by whichever rank adds it,
+// so the results are bitwise identical on every rank and every run.
 //
 // Each rank also publishes what it passes (count, type, op) beside each piece, so ranks that
 // disagree get InvalidArgument naming the difference instead of waiting for pieces that never
@@ -42,6 +48,19 @@ constexpr size_t kLine = 64;
 constexpr size_t kMaxSlotBytes = 64 * 1024;
 constexpr size_t kMinSlotBytes = 4 * 1024;
 constexpr size_t kMaxRegionBytes = 16 * 1024 * 1024;
+// From this many bytes on, with kSplitFromRanks or more ranks, each rank reduces only its
+// block of a piece and then copies the others' (see the opening comment). Measured with -a shm,
+// best of 2 interleaved rounds (busbw GB/s, 2 cores): 8 ranks, split against not, 64 KiB 1.45
+// vs 0.88, 256 KiB 1.39 vs 1.13, 1 MiB 1.58 vs 1.19, 4 MiB 1.42 vs 1.10, 16 KiB level; 4 ranks
+// no gain (the second flag round costs every rank a turn on the cores: 16 KiB 0.77 vs 1.38,
+// 4 MiB 2.05 vs 3.01). 5-7 ranks are not measured here; they split.
+constexpr size_t kSplitFromBytes = 32 * 1024;
+constexpr int kSplitFromRanks = 5;
+
+bool splitsTheReduction(int n, size_t bytes) {
+  return n >= kSplitFromRanks && bytes >= kSplitFromBytes;
+}
+
 // Cost of reading and reducing a byte of the (cache-resident) slots, as a share of γ.
 constexpr double kCachedReduceShare = 0.7;
 
@@ -53,8 +72,9 @@ size_t slotBytesFor(int n) {
 
 // What each rank publishes, one cache line per rank.
 struct alignas(kLine) RankFlags {
-  std::atomic<uint32_t> filled[2];  // the last piece written to this rank's slot of each half
-  std::atomic<uint32_t> done;       // the last piece this rank has finished reading
+  std::atomic<uint32_t> filled[2];   // the last piece written to this rank's slot of each half
+  std::atomic<uint32_t> reduced[2];  // the last piece whose block this rank reduced (split)
+  std::atomic<uint32_t> done;        // the last piece this rank has finished reading
   uint32_t unused;
   uint64_t call[2];  // count << 16 | type << 8 | op of the piece in each half
 };
@@ -118,12 +138,16 @@ class ShmAllReduce final : public Algorithm {
   // reduction streaming through memory. Fitted to plexus_tune_check.py on a 2-core host: with
   // 2 and 4 ranks shm measured fastest at every size from 8 B to 64 MiB (e.g. 4.97 against the
   // ring's 3.65 GB/s busbw at 16 MiB on 2 ranks: no page pinning for single-copy transfers);
-  // with 8 ranks on the 2 cores it wins to 32 KiB and loses from 256 KiB (n·S grows with n).
+  // with 8 ranks, unsplit, it won to 32 KiB and lost from 256 KiB (n·S grows with n), which the
+  // split (2·S) turned into 1.3-1.6 GB/s against the ring's and rhd's 1.1-1.3 to 4 MiB.
   double estimateUs(const CollectiveRequest& request, int n, const CostModel& m) const override {
     if (n == 1) return 0;
     const double s = static_cast<double>(request.bytes());
     const double pieces = std::max(1.0, std::ceil(s / static_cast<double>(slotBytesFor(n))));
-    return pieces * m.alphaUs / 4 + kCachedReduceShare * n * s * m.gammaUsPerB;
+    const bool split = splitsTheReduction(n, request.bytes());
+    // Split: S read and reduced plus S copied out, against n·S read and reduced.
+    return pieces * (split ? 2 : 1) * m.alphaUs / 4 +
+           kCachedReduceShare * (split ? 2 : n) * s * m.gammaUsPerB;
   }
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override;
 
@@ -145,6 +169,7 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
   RankFlags& mine = region.flags(me);
   const size_t elem = dataTypeSize(req.type), perPiece = region.slotBytes() / elem;
   const uint64_t call = describeCall(req);
+  const bool split = splitsTheReduction(n, req.bytes());
   for (size_t at = 0; at < req.count; at += perPiece) {
     const size_t cnt = std::min(perPiece, req.count - at);
     const uint32_t k = ++pieces_, half = k & 1;
@@ -166,14 +191,39 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
                                  " (do counts, types or ops differ between ranks?)");
       }
     }
+    // Every rank that disagrees with one sees it on this piece, so none waits for the others'
+    // reductions below.
+    if (!agreed.ok()) {
+      CollectiveContext::publishShared(mine.done, k, sleepers);
+      return agreed;
+    }
     uint8_t* dst = out + at * elem;
-    if (agreed.ok()) {
-      reduceCpu(req.type, req.op, dst, region.slot(half, 0), region.slot(half, 1), cnt);
-      for (int j = 2; j < n; ++j) reduceCpu(req.type, req.op, dst, dst, region.slot(half, j), cnt);
+    auto reduceAll = [&](size_t from, size_t len) {  // dst[from, +len) = slot_0 op … op slot_{n-1}
+      const size_t b = from * elem;
+      reduceCpu(req.type, req.op, dst + b, region.slot(half, 0) + b, region.slot(half, 1) + b, len);
+      for (int j = 2; j < n; ++j) {
+        reduceCpu(req.type, req.op, dst + b, dst + b, region.slot(half, j) + b, len);
+      }
+      if (req.op == ReduceOp::kAvg) divideInPlace(req.type, dst + b, len, n);
+    };
+    if (!split) {
+      reduceAll(0, cnt);
+    } else {
+      // This rank's block of the piece, reduced into the output and put back where only this
+      // rank reads (its own slot's copy of the block), for the others to copy.
+      const BlockSplit blocks(cnt, n);
+      const size_t own = blocks.start(me) * elem;
+      reduceAll(blocks.start(me), blocks.size(me));
+      std::memcpy(region.slot(half, me) + own, dst + own, blocks.size(me) * elem);
+      CollectiveContext::publishShared(mine.reduced[half], k, sleepers);
+      for (int j = 0; j < n; ++j) {
+        if (j == me) continue;
+        PLEXUS_TRY(ctx.waitShared(region.flags(j).reduced[half], k, sleepers, j));
+        const size_t theirs = blocks.start(j) * elem;
+        std::memcpy(dst + theirs, region.slot(half, j) + theirs, blocks.size(j) * elem);
+      }
     }
     CollectiveContext::publishShared(mine.done, k, sleepers);
-    PLEXUS_TRY(agreed);
-    if (req.op == ReduceOp::kAvg) divideInPlace(req.type, dst, cnt, n);
   }
   return okStatus();
 }

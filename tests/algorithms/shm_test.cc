@@ -38,23 +38,26 @@ TEST(Shm, TheCommunicatorsCostModelPicksItForShortMessagesOnOneNode) {
   }));
 }
 
-// Every rank reads all n slots, so the model gives long messages on many ranks to the transport
-// algorithms, whose bytes per rank do not grow with n.
-TEST(Shm, TheCostModelLeavesLongMessagesOnManyRanksToTheOthers) {
+// Priced per rank count and size (split or not), shm stays the host-memory choice on one node
+// here; a request in GPU memory never gets it.
+TEST(Shm, TheCostModelPicksItForHostMemoryOnly) {
   char bytes[64];
   SharedRegion region{bytes, sizeof(bytes)};
   auto algos = builtinAlgorithms(nullptr, &region);
   CollectiveRequest req;
-  auto cheapest = [&](int n, size_t count) {
+  auto cheapest = [&](int n, size_t count, MemoryKind memory) {
     internal::Selector selector(&algos, {}, internal::defaultCostModel(), n);
     req.count = count;
+    req.memory = memory;
     auto chosen = selector.select(req, "");
     return chosen.ok() ? std::string((*chosen)->name()) : chosen.status().toString();
   };
-  EXPECT_EQ(cheapest(64, 2), "shm");
-  EXPECT_NE(cheapest(64, 1 << 18), "shm");  // 1 MiB
-  EXPECT_NE(cheapest(8, 1 << 20), "shm");   // 4 MiB
-  EXPECT_EQ(cheapest(2, 1 << 20), "shm");
+  for (int n : {2, 4, 8, 64}) {
+    for (size_t count : {size_t{2}, size_t{1} << 14, size_t{1} << 20}) {
+      EXPECT_EQ(cheapest(n, count, MemoryKind::kHost), "shm") << n << " " << count;
+      EXPECT_NE(cheapest(n, count, MemoryKind::kCuda), "shm") << n << " " << count;
+    }
+  }
 }
 
 TEST(Shm, ACommunicatorSpanningNodesHasNoneAndForcingItSaysWhy) {
@@ -92,28 +95,35 @@ TEST(Shm, RanksThatPassDifferentCountsGetInvalidArgument) {
 
 // A rank that arrives long after the others finds them asleep on its flag (past the spin and
 // the yield window), and its store wakes them: every round's result is still right, whoever
-// was late, across pieces of a message longer than a slot.
-TEST(Shm, LateRanksWakeSleepingOnes) {
+// was late, across pieces of a message longer than a slot, unsplit (3 ranks) and split (5).
+class ShmLate : public ::testing::TestWithParam<int> {};
+
+TEST_P(ShmLate, RanksWakeSleepingOnes) {
   WorldOptions o;
   o.env["PLEXUS_ALGO"] = "allreduce:shm";
   ASSERT_TRUE(runWorld(
-      3,
+      GetParam(),
       [](Communicator& comm) {
+        const int n = comm.size();
         const size_t count = 40000;  // 160 KB of f32: several 64 KiB pieces
         std::vector<float> in(count), out(count);
         for (int round = 0; round < 6; ++round) {
           for (size_t i = 0; i < count; ++i) in[i] = static_cast<float>(comm.rank() + i % 7);
-          if (comm.rank() == round % 3) std::this_thread::sleep_for(std::chrono::milliseconds(30));
+          if (comm.rank() == round % n) std::this_thread::sleep_for(std::chrono::milliseconds(30));
           ASSERT_TRUE(
               comm.allReduce(in.data(), out.data(), count, DataType::kFloat32, ReduceOp::kSum)
                   .ok());
-          for (size_t i = 0; i < count; i += 997) {
-            ASSERT_EQ(out[i], static_cast<float>(3 + 3 * (i % 7))) << "round " << round << " " << i;
+          for (size_t i = 0; i < count; ++i) {
+            const auto want = static_cast<float>(n * (n - 1) / 2 + n * static_cast<int>(i % 7));
+            ASSERT_EQ(out[i], want) << "round " << round << " " << i;
           }
         }
       },
       o));
 }
+
+INSTANTIATE_TEST_SUITE_P(Unsplit3AndSplit5, ShmLate, ::testing::Values(3, 5),
+                         [](const auto& info) { return "n" + std::to_string(info.param); });
 
 // The region's name is gone from /dev/shm once the communicator is up (every rank has mapped
 // it), so not even a rank killed later leaves it behind.
