@@ -1,7 +1,10 @@
 #include "src/flight_recorder.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+
+#include "src/coarse_clock.h"
 
 namespace plexus::internal {
 
@@ -28,7 +31,7 @@ void FlightRecorder::end(uint64_t sequence, const Status& status) {
   if (r.sequence != sequence || r.state != FlightRecord::State::kRunning) return;
   r.state = status.ok() ? FlightRecord::State::kDone : FlightRecord::State::kFailed;
   r.code = status.code();
-  r.end = std::chrono::steady_clock::now();
+  r.end = coarseNow();
 }
 
 std::vector<FlightRecord> FlightRecorder::snapshot() const {
@@ -42,15 +45,17 @@ std::vector<FlightRecord> FlightRecorder::snapshot() const {
 }
 
 std::string FlightRecorder::dump() const {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = coarseNow();
   std::string text;
   for (const FlightRecord& r : snapshot()) {
     using std::chrono::duration_cast;
-    using us = std::chrono::microseconds;
+    using ms = std::chrono::milliseconds;
     const bool running = r.state == FlightRecord::State::kRunning;
-    const auto took = duration_cast<us>((running ? now : r.end) - r.start).count();
+    // The end (coarse) can lag the start (precise) by a tick: clamp at 0.
+    const auto took =
+        std::max<long long>(0, duration_cast<ms>((running ? now : r.end) - r.start).count());
     char line[192];
-    std::snprintf(line, sizeof(line), "  #%" PRIu64 " %s %zu B %s: %s %s %lld us\n", r.sequence,
+    std::snprintf(line, sizeof(line), "  #%" PRIu64 " %s %zu B %s: %s %s %lld ms\n", r.sequence,
                   collectiveName(r.kind), r.bytes, r.algorithm,
                   running                                 ? "running for"
                   : r.state == FlightRecord::State::kDone ? "done in"

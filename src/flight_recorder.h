@@ -28,6 +28,7 @@ struct FlightRecord {
   StatusCode code = StatusCode::kOk;
   std::chrono::steady_clock::time_point start{};
   std::chrono::steady_clock::time_point end{};  ///< when it finished (not running)
+  // end is read from the coarse clock (coarse_clock.h): dump() prints milliseconds.
 };
 
 /// A ring of the last `capacity` operations. begin/end come from the driver; snapshot and dump
