@@ -100,6 +100,8 @@ class CollectiveContext {
   int rank_;
   int size_;
   bool progressAll();
+  // Aborted when the communicator was aborted, else DeadlineExceeded (+ `missing`) once `now`
+  // is past the deadline, else OK. Builds its message: call it once one of the two holds.
   Status interrupted(std::chrono::steady_clock::time_point now, const std::string& missing) const;
   void cancelEverywhere(TransferRequest* req);
 
