@@ -300,6 +300,10 @@ Status CommunicatorImpl::createTransports() {
   return okStatus();
 }
 
+// Why a communicator on one node has no shared-memory region (SharedRegion::missing).
+constexpr const char* kRegionNotMapped =
+    "a rank could not map the shared-memory region (see its WARN line)";
+
 Status CommunicatorImpl::mapSharedRegion() {
   if (size_ == 1) return okStatus();
   if (topology_.numNodes() > 1) {
@@ -326,7 +330,7 @@ Status CommunicatorImpl::mapSharedRegion() {
     if (!name->empty()) region = ShmRegion::open(std::string(name->begin(), name->end()), bytes);
   }
   if (!region.ok()) {
-    shared_.missing = "a rank could not map the shared-memory region (see its WARN line)";
+    shared_.missing = kRegionNotMapped;
     PLEXUS_LOG(kWarn, "communicator %s: no shared-memory region (%s); the shm algorithms are off",
                prefix_.c_str(), region.status().toString().c_str());
     return okStatus();
@@ -342,7 +346,7 @@ void CommunicatorImpl::settleSharedRegion(bool everyRankMapped) {
   shmRegion_->unlinkName();
   if (!everyRankMapped) {
     shmRegion_.reset();
-    shared_.missing = "a rank could not map the shared-memory region (see its WARN line)";
+    shared_.missing = kRegionNotMapped;
     return;
   }
   shared_.base = shmRegion_->base();

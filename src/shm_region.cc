@@ -28,6 +28,8 @@ std::string errnoText(const std::string& what, const std::string& name) {
   return what + " /dev/shm/" + name + ": " + std::strerror(errno);
 }
 
+void unlinkShm(const std::string& name) { ::shm_unlink(("/" + name).c_str()); }
+
 }  // namespace
 
 std::string shmRegionName() {
@@ -82,7 +84,7 @@ StatusOr<std::unique_ptr<ShmRegion>> ShmRegion::map(std::string name, int flags,
       errno = rc;
       Status s =
           unavailable(errnoText("cannot allocate " + std::to_string(bytes) + " bytes for", name));
-      ::shm_unlink(("/" + name).c_str());
+      unlinkShm(name);
       return s;
     }
   }
@@ -94,14 +96,14 @@ StatusOr<std::unique_ptr<ShmRegion>> ShmRegion::map(std::string name, int flags,
   void* base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (base == MAP_FAILED) {
     Status s = unavailable(errnoText("cannot map", name));
-    if (create) ::shm_unlink(("/" + name).c_str());
+    if (create) unlinkShm(name);
     return s;
   }
   return std::unique_ptr<ShmRegion>(new ShmRegion(std::move(name), base, bytes, create));
 }
 
 void ShmRegion::unlinkName() {
-  if (linked_) ::shm_unlink(("/" + name_).c_str());
+  if (linked_) unlinkShm(name_);
   linked_ = false;
 }
 
