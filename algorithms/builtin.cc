@@ -63,7 +63,8 @@ std::vector<std::unique_ptr<Algorithm>> builtinAlgorithms(const Hierarchy* hiera
   all.push_back(std::make_unique<CostedRingAllReduce>(makeRingAllReduce()));
   all.push_back(makeRhdAllReduce());
   all.push_back(makeTreeAllReduce());
-  if (shared != nullptr) all.push_back(makeShmAllReduce(shared));
+  const auto channel = shared != nullptr ? std::make_shared<ShmChannel>(shared) : nullptr;
+  if (channel) all.push_back(makeShmAllReduce(channel));
   if (hierarchy != nullptr) {
     all.push_back(
         makeHierAllReduce(hierarchy, std::make_unique<CostedRingAllReduce>(makeRingAllReduce())));
@@ -74,7 +75,9 @@ std::vector<std::unique_ptr<Algorithm>> builtinAlgorithms(const Hierarchy* hiera
   all.push_back(makeTreeReduce());
   all.push_back(makeChainReduce());
   all.push_back(makeRingAllGather());
+  if (channel) all.push_back(makeShmAllGather(channel));
   all.push_back(makeRingReduceScatter());
+  if (channel) all.push_back(makeShmReduceScatter(channel));
   all.push_back(makePairwiseAllToAll());
   all.push_back(makeGroupSendRecv());
   return all;

@@ -5,6 +5,7 @@
 
 #include "algorithms/algorithm.h"
 #include "algorithms/shared_region.h"
+#include "algorithms/shm_channel.h"
 
 namespace plexus {
 
@@ -14,11 +15,13 @@ std::unique_ptr<Algorithm> makeRingAllReduce();
 std::unique_ptr<Algorithm> makeRhdAllReduce();
 /// Pipelined double binary tree all-reduce (tree_allreduce.cc).
 std::unique_ptr<Algorithm> makeTreeAllReduce();
-/// Shared-memory all-reduce over `region`, which the communicator fills when its ranks share a
-/// node (shm_allreduce.cc); without one it runs only on a single rank.
-std::unique_ptr<Algorithm> makeShmAllReduce(const SharedRegion* region);
-/// Bytes of the region makeShmAllReduce's algorithm needs for `worldSize` ranks.
-size_t shmAllReduceRegionBytes(int worldSize);
+/// Shared-memory all-reduce, reduce-scatter and all-gather over the channel's region, which the
+/// communicator fills when its ranks share a node (shm_allreduce.cc, shm_gather_scatter.cc);
+/// without one they run only on a single rank. The algorithms of one communicator share one
+/// channel (shm_channel.h).
+std::unique_ptr<Algorithm> makeShmAllReduce(std::shared_ptr<ShmChannel> channel);
+std::unique_ptr<Algorithm> makeShmReduceScatter(std::shared_ptr<ShmChannel> channel);
+std::unique_ptr<Algorithm> makeShmAllGather(std::shared_ptr<ShmChannel> channel);
 /// Hierarchical all-reduce over the sub-communicators of `hierarchy` (hier_allreduce.cc);
 /// `flat` runs requests when the communicator has nothing to compose.
 std::unique_ptr<Algorithm> makeHierAllReduce(const Hierarchy* hierarchy,

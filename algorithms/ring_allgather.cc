@@ -23,6 +23,10 @@ class RingAllGather final : public Algorithm {
   Status supports(const CollectiveRequest& request, int) const override {
     return requireHostMemory(request, "ring all-gather");
   }
+  // n−1 steps, each a block S through the link.
+  double estimateUs(const CollectiveRequest& request, int n, const CostModel& m) const override {
+    return (n - 1) * (m.alphaUs + static_cast<double>(request.bytes()) * m.betaUsPerB);
+  }
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
     const int n = ctx.size(), r = ctx.rank();
     const size_t bytes = req.bytes();

@@ -27,6 +27,11 @@ class RingReduceScatter final : public Algorithm {
   Status supports(const CollectiveRequest& request, int) const override {
     return requireHostMemory(request, "ring reduce-scatter");
   }
+  // n−1 steps, each a block S through the link and reduced.
+  double estimateUs(const CollectiveRequest& request, int n, const CostModel& m) const override {
+    const double s = static_cast<double>(request.bytes());
+    return (n - 1) * (m.alphaUs + s * (m.betaUsPerB + m.gammaUsPerB));
+  }
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
     const int n = ctx.size(), r = ctx.rank();
     const size_t bytes = req.bytes();

@@ -317,7 +317,7 @@ Status CommunicatorImpl::mapSharedRegion() {
     }
   }
   bootstrap::StoreClient& store = *store_->client;
-  const size_t bytes = shmAllReduceRegionBytes(size_);
+  const size_t bytes = shmRegionBytes(size_);
   const std::string key = prefix_ + "shm";
   StatusOr<std::unique_ptr<ShmRegion>> region = unavailable("rank 0 could not create it");
   if (rank_ == 0) {

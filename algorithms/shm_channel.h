@@ -1,0 +1,98 @@
+// The piece protocol the shared-memory collectives (shm_allreduce.cc, shm_gather_scatter.cc)
+// share: a region every rank of one node has mapped (shared_region.h), cut into a flag line per
+// rank and two halves of one slot per rank.
+//
+// A collective goes through the region in pieces of at most a slot per rank. Piece k uses half
+// k mod 2, so a rank can fill piece k+1 while slow ranks still read piece k; before it refills a
+// half (piece k+2) it waits until every rank has said it is done reading that half (step 1).
+// Per piece, rank r: (1) next(): wait for every rank's "done" to reach k−2; (2) write its part
+// into slot(r); (3) share(): publish k in its "filled" flag with a description of its call, wait
+// for every rank's "filled" to reach k, and compare the calls; (4) read the slots; (5) finish():
+// publish k in its "done" flag. Collectives that write a second round of results into their own
+// slot (the split all-reduce) signal it with publishReduced()/waitReduced().
+//
+// Flags sit one rank to a cache line (one writer each); a waiter spins, yields, then sleeps on
+// the flag (futex) and the writer wakes it only when someone sleeps (CollectiveContext).
+//
+// Every collective of the communicator walks the same sequence of pieces (one ShmChannel is
+// shared by the shm algorithms, and collectives run in order on a communicator), so one
+// collective's flags can never be taken for another's; a rank that calls a different
+// collective, count, type or op than the others gets InvalidArgument at the first piece.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "algorithms/algorithm.h"
+#include "algorithms/context.h"
+#include "algorithms/shared_region.h"
+
+namespace plexus {
+
+/// Bytes of the region the shm collectives need for `worldSize` ranks.
+size_t shmRegionBytes(int worldSize);
+/// Bytes of each rank's slot for `worldSize` ranks: a multiple of 64 (so of every element
+/// size), between 4 KiB and 64 KiB (a node with many ranks gets shorter ones).
+size_t shmSlotBytes(int worldSize);
+
+/// Cost of reading (and reducing) a byte of the slots, as a share of the cost model's γ: the
+/// slots are reused and stay in cache, where γ prices a reduction streaming through memory.
+inline constexpr double kShmCachedReduceShare = 0.7;
+
+/// The region and the count of pieces this rank has run through it, shared by the shm
+/// algorithms of one communicator.
+class ShmChannel {
+ public:
+  explicit ShmChannel(const SharedRegion* region) : region_(region) {}
+  /// OK when the communicator has the region (or `worldSize` is 1); else Unimplemented saying
+  /// why, prefixed by `algorithm`.
+  Status available(const char* algorithm, int worldSize) const;
+
+ private:
+  friend class ShmPieces;
+  const SharedRegion* region_;
+  uint32_t pieces_ = 0;  // the same on every rank: each rank runs the same pieces
+};
+
+/// One collective's walk through the channel's region, piece by piece (see the file comment).
+class ShmPieces {
+ public:
+  /// `call` describes the request (count, collective, type, op) for the agreement check;
+  /// `what` names the algorithm in errors ("shm all-reduce").
+  ShmPieces(ShmChannel& channel, CollectiveContext& ctx, const CollectiveRequest& request,
+            const char* what);
+
+  size_t slotBytes() const { return slot_; }
+  /// Starts the next piece: waits until every rank has finished reading the half it uses.
+  Status next();
+  /// Rank `rank`'s slot in the current piece's half.
+  uint8_t* slot(int rank) const;
+  /// Publishes that this rank's slot holds its part of the piece, then waits for every rank's
+  /// part. InvalidArgument naming both calls when a rank passes a different one; the piece is
+  /// then finished (so no rank waits on this one), and every disagreeing rank sees it here.
+  Status share();
+  /// Publishes that this rank wrote its second-round result into its slot.
+  void publishReduced();
+  /// Waits until rank `rank` has published its second-round result of the current piece.
+  Status waitReduced(int rank);
+  /// Publishes that this rank has finished reading the current piece's half.
+  void finish();
+
+ private:
+  struct Flags;
+  Flags& flags(int rank) const;
+
+  CollectiveContext& ctx_;
+  uint32_t& counter_;
+  uint8_t* base_;
+  int n_;
+  int me_;
+  size_t slot_;
+  uint64_t call_;
+  const char* what_;
+  uint32_t k_ = 0;
+  uint32_t half_ = 0;
+};
+
+}  // namespace plexus

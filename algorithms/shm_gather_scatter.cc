@@ -1,0 +1,159 @@
+// Shared-memory reduce-scatter and all-gather for the ranks of one node: the two halves of the
+// split shm all-reduce as collectives of their own, over the same region and piece protocol
+// (shm_channel.h). The hierarchical all-reduce runs its node phases with them.
+//
+// Reduce-scatter (each rank holds n blocks of `count` elements and ends with the reduction of
+// everyone's block r). A piece takes the same q elements of every block, q = slot/(n·elem): rank
+// r copies its q elements of each of the n blocks into its slot, shares it, then reduces block r
+// of every slot, in rank order, into its output.
+// Bytes per rank: n·q written and n·q read per piece, so n·S each for S = count·elem (the ring
+// sends and receives (n−1)·S through the transport and reduces as much). Latency: one flag
+// round per piece against n−1 messages.
+//
+// All-gather (each rank holds `count` elements; every rank ends with all n blocks). A piece is
+// q = slot/elem elements: rank r copies its q into its slot, shares it, then copies slot j into
+// block j of its output for every other rank j (its own block straight from its input).
+// Bytes per rank: S written, (n−1)·S read. Latency: one flag round per piece.
+//
+// Reductions run in rank order whichever rank runs them, so results are the same on every run.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "algorithms/builtin.h"
+#include "algorithms/primitives.h"
+#include "algorithms/shm_channel.h"
+#include "src/reduce_cpu.h"
+
+namespace plexus {
+namespace {
+
+double flagRoundsUs(double bytes, size_t bytesPerPiece, const CostModel& m) {
+  // A flag round costs a quarter of a message's latency, as in the shm all-reduce.
+  return std::max(1.0, std::ceil(bytes / static_cast<double>(bytesPerPiece))) * m.alphaUs / 4;
+}
+
+class ShmReduceScatter final : public Algorithm {
+ public:
+  explicit ShmReduceScatter(std::shared_ptr<ShmChannel> channel) : channel_(std::move(channel)) {}
+  const char* name() const override { return "shm"; }
+  const char* description() const override {
+    return "shared memory among one node's ranks: every rank reduces its block from all slots, "
+           "one flag round per piece";
+  }
+  CollectiveKind collective() const override { return CollectiveKind::kReduceScatter; }
+  Status supports(const CollectiveRequest& request, int worldSize) const override {
+    PLEXUS_TRY(requireHostMemory(request, "shm reduce-scatter"));
+    PLEXUS_TRY(channel_->available("shm reduce-scatter", worldSize));
+    if (perBlock(request, worldSize) == 0) {
+      return unimplemented("shm reduce-scatter: " + std::to_string(worldSize) +
+                           " ranks leave no room for one element of each block in a slot");
+    }
+    return okStatus();
+  }
+  // n·S copied into the slots and n·S read and reduced from them.
+  double estimateUs(const CollectiveRequest& request, int n, const CostModel& m) const override {
+    if (n == 1) return 0;
+    const double s = static_cast<double>(request.bytes());
+    return flagRoundsUs(s, std::max<size_t>(1, perBlock(request, n)) * dataTypeSize(request.type),
+                        m) +
+           kShmCachedReduceShare * 2 * n * s * m.gammaUsPerB;
+  }
+
+  Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
+    const int n = ctx.size(), me = ctx.rank();
+    const size_t elem = dataTypeSize(req.type), count = req.count;
+    const auto* in = static_cast<const uint8_t*>(req.send);
+    auto* out = static_cast<uint8_t*>(req.recv);
+    if (n == 1) {
+      copyUnlessSame(out, in, req.bytes());
+      return okStatus();
+    }
+    ShmPieces pieces(*channel_, ctx, req, "shm reduce-scatter");
+    const size_t q = perBlock(req, n);
+    for (size_t at = 0; at < count; at += q) {
+      const size_t cnt = std::min(q, count - at), len = cnt * elem;
+      PLEXUS_TRY(pieces.next());
+      for (int j = 0; j < n; ++j) {  // block j's piece at j·len of the slot
+        std::memcpy(pieces.slot(me) + j * len, in + (j * count + at) * elem, len);
+      }
+      PLEXUS_TRY(pieces.share());
+      uint8_t* dst = out + at * elem;
+      const size_t mine = me * len;
+      reduceCpu(req.type, req.op, dst, pieces.slot(0) + mine, pieces.slot(1) + mine, cnt);
+      for (int j = 2; j < n; ++j) {
+        reduceCpu(req.type, req.op, dst, dst, pieces.slot(j) + mine, cnt);
+      }
+      if (req.op == ReduceOp::kAvg) divideInPlace(req.type, dst, cnt, n);
+      pieces.finish();
+    }
+    return okStatus();
+  }
+
+ private:
+  // Elements of each block per piece: n of them fill a slot.
+  static size_t perBlock(const CollectiveRequest& req, int n) {
+    return shmSlotBytes(n) / (static_cast<size_t>(n) * dataTypeSize(req.type));
+  }
+
+  std::shared_ptr<ShmChannel> channel_;
+};
+
+class ShmAllGather final : public Algorithm {
+ public:
+  explicit ShmAllGather(std::shared_ptr<ShmChannel> channel) : channel_(std::move(channel)) {}
+  const char* name() const override { return "shm"; }
+  const char* description() const override {
+    return "shared memory among one node's ranks: every rank copies all slots, one flag round "
+           "per piece";
+  }
+  CollectiveKind collective() const override { return CollectiveKind::kAllGather; }
+  Status supports(const CollectiveRequest& request, int worldSize) const override {
+    PLEXUS_TRY(requireHostMemory(request, "shm all-gather"));
+    return channel_->available("shm all-gather", worldSize);
+  }
+  // S copied into the slot, then (n−1)·S copied out, and this rank's own block S.
+  double estimateUs(const CollectiveRequest& request, int n, const CostModel& m) const override {
+    if (n == 1) return 0;
+    const double s = static_cast<double>(request.bytes());
+    return flagRoundsUs(s, shmSlotBytes(n), m) +
+           kShmCachedReduceShare * (n + 1) * s * m.gammaUsPerB;
+  }
+
+  Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
+    const int n = ctx.size(), me = ctx.rank();
+    const size_t elem = dataTypeSize(req.type), count = req.count;
+    const auto* in = static_cast<const uint8_t*>(req.send);
+    auto* out = static_cast<uint8_t*>(req.recv);
+    copyUnlessSame(out + me * count * elem, in, req.bytes());
+    if (n == 1) return okStatus();
+    ShmPieces pieces(*channel_, ctx, req, "shm all-gather");
+    const size_t q = pieces.slotBytes() / elem;
+    for (size_t at = 0; at < count; at += q) {
+      const size_t len = std::min(q, count - at) * elem;
+      PLEXUS_TRY(pieces.next());
+      std::memcpy(pieces.slot(me), in + at * elem, len);
+      PLEXUS_TRY(pieces.share());
+      for (int j = 0; j < n; ++j) {
+        if (j != me) std::memcpy(out + (j * count + at) * elem, pieces.slot(j), len);
+      }
+      pieces.finish();
+    }
+    return okStatus();
+  }
+
+ private:
+  std::shared_ptr<ShmChannel> channel_;
+};
+
+}  // namespace
+
+std::unique_ptr<Algorithm> makeShmReduceScatter(std::shared_ptr<ShmChannel> channel) {
+  return std::make_unique<ShmReduceScatter>(std::move(channel));
+}
+
+std::unique_ptr<Algorithm> makeShmAllGather(std::shared_ptr<ShmChannel> channel) {
+  return std::make_unique<ShmAllGather>(std::move(channel));
+}
+
+}  // namespace plexus
