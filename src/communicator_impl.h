@@ -95,6 +95,9 @@ class CommunicatorImpl {
   Status groupEnd();
   /// As groupEnd, returning at once; the Work finishes when every transfer has.
   StatusOr<Work> groupEndAsync();
+  /// Each link level's transport as it describes itself ("intra-node ucx 1.13.1 (UCX_TLS=...,
+  /// rendezvous from 64K), inter-node ..."), as PLEXUS_DEBUG=INFO logs it.
+  std::string describeTransports() const;
 
  private:
   CommunicatorImpl(int rank, int size, Config config, std::string prefix);
@@ -110,7 +113,6 @@ class CommunicatorImpl {
   Status mapSharedRegion();
   /// After every peer's record is read: keeps the region only if every rank mapped it.
   void settleSharedRegion(bool everyRankMapped);
-  std::string describeTransports() const;
   /// When the communicator spans nodes with several ranks on some node: splits the node-local
   /// and cross-node sub-communicators and fills hierarchy_. Collective; store lock not held.
   Status buildHierarchy();

@@ -13,6 +13,7 @@
 
 #include "algorithms/hierarchy.h"
 #include "plexus/plexus.h"
+#include "src/communicator_impl.h"
 #include "src/selector.h"
 #include "tests/algorithms/reference.h"
 #include "tests/harness/world.h"
@@ -105,8 +106,9 @@ INSTANTIATE_TEST_SUITE_P(Layouts, HierLayout,
                                            Layout{"unequal1p2", {1, 2}}),
                          [](const auto& info) { return std::string(info.param.name); });
 
-// Links inside a node and between nodes on differently configured transports; ranks that
-// disagree on a level's transport fail with a message naming the variable.
+// Links inside a node and between nodes on differently configured transports (the TCP-only
+// one with its own rendezvous threshold); ranks that disagree on a level's transport fail with
+// a message naming the variable.
 TEST(Hier, PerLevelTransports) {
   WorldOptions options;
   options.env["PLEXUS_TRANSPORT_INTRA"] = "ucx:sm,self";
@@ -115,6 +117,10 @@ TEST(Hier, PerLevelTransports) {
       {2, 2},
       [](Communicator& comm) {
         EXPECT_EQ(comm.transportName(), "ucx");
+        const std::string links = comm.impl()->describeTransports();
+        EXPECT_NE(links.find("intra-node ucx 1."), std::string::npos) << links;
+        EXPECT_NE(links.find("(UCX_TLS=sm,self, rendezvous from 64K)"), std::string::npos) << links;
+        EXPECT_NE(links.find("(UCX_TLS=tcp, rendezvous from 1M)"), std::string::npos) << links;
         for (size_t count : {size_t{7}, size_t{1} << 18}) {
           EXPECT_EQ(checkAllReduce(comm, count, DataType::kFloat32, ReduceOp::kSum, false), -1);
         }

@@ -20,6 +20,32 @@ namespace {
 // its own worker, so no communicator id is needed, and a receive names its sender exactly.
 constexpr int kMaxRanks = 1 << (64 - kTagBits);
 constexpr const char* kRndvThreshold = "64K";
+// Over TCP alone: rendezvous only from 1 MiB. UCX's tcp transport has no remote memory access,
+// so its rendezvous saves only the sender's copy, and its handshake queues behind the bulk data
+// on a congested link: in the test bed (2 nodes x 4 ranks, links shaped to 1 Gbit/s by tbf),
+// hier all-reduce 4 / 16 / 64 MiB took 45-56 / 167-196 / 601-617 ms with 64K against 35-37 /
+// 143-146 / 573-589 ms with 1M (the link bound: 34 / 134 / 537). On loopback TCP, unshaped,
+// 2 ranks, 256 KiB-1 MiB ran faster without the handshake and 4-64 MiB level or slower.
+constexpr const char* kTcpRndvThreshold = "1M";
+
+// True when `tls` (a UCX_TLS value) lets UCX use only TCP between processes ("tcp,self"): then
+// every message to a peer crosses a TCP socket. "all", exclusions (^...) and lists naming any
+// other transport are not, though UCX may still end up on TCP among them.
+bool onlyTcp(const std::string& tls) {
+  bool tcp = false;
+  size_t at = 0;
+  while (at <= tls.size()) {
+    const size_t comma = std::min(tls.find(',', at), tls.size());
+    const std::string item = tls.substr(at, comma - at);
+    if (item == "tcp") {
+      tcp = true;
+    } else if (item != "self") {
+      return false;
+    }
+    at = comma + 1;
+  }
+  return tcp;
+}
 constexpr ucp_tag_t kFullMask = ~ucp_tag_t{0};
 // How long closing an endpoint may flush outstanding data before it is forced.
 constexpr auto kCloseFlushTimeout = std::chrono::seconds(2);
@@ -58,13 +84,14 @@ struct OpSlot {
 class UcxTransport final : public Transport {
  public:
   UcxTransport(int rank, ContextPtr context, WorkerPtr worker, int eventFd, bool peerErrors,
-               std::string tls)
+               std::string tls, std::string rndvThreshold)
       : rank_(rank),
         context_(std::move(context)),
         worker_(std::move(worker)),
         eventFd_(eventFd),
         peerErrors_(peerErrors),
-        tls_(std::move(tls)) {}
+        tls_(std::move(tls)),
+        rndvThreshold_(std::move(rndvThreshold)) {}
   ~UcxTransport() override;
 
   const char* name() const override { return "ucx"; }
@@ -101,6 +128,7 @@ class UcxTransport final : public Transport {
   std::unordered_map<int, std::string> failedPeers_;  // peer -> why
   bool closeTimedOut_ = false;  // a flush-close timed out: force the remaining ones
   std::string tls_;             // the transports this instance may use, for describe()
+  std::string rndvThreshold_;   // UCX_RNDV_THRESH of this instance, for describe()
 };
 
 class UcxConnection final : public Connection {
@@ -224,7 +252,8 @@ std::string UcxTransport::describe() const {
   unsigned major = 0, minor = 0, release = 0;
   ucp_get_version(&major, &minor, &release);
   return "ucx " + std::to_string(major) + "." + std::to_string(minor) + "." +
-         std::to_string(release) + " (UCX_TLS=" + tls_ + ")";
+         std::to_string(release) + " (UCX_TLS=" + tls_ + ", rendezvous from " + rndvThreshold_ +
+         ")";
 }
 
 std::vector<uint8_t> UcxTransport::localAddress() const {
@@ -387,9 +416,14 @@ StatusOr<std::unique_ptr<Transport>> createUcxTransport(const TransportContext& 
   // Rendezvous from 64 KiB, not UCX's automatic threshold (about 8 KiB on shared memory): its
   // handshake costs a round trip, and with ranks sharing cores every round trip waits for the
   // peer to be scheduled. 4 ranks on 2 cores, rhd all-reduce: 16 KiB 33 -> 14 us, 64 KiB
-  // 75 -> 30-40 us; 2 ranks: 32 KiB 11-14 -> 8 us. UCX_RNDV_THRESH in the environment wins.
-  if (std::getenv("UCX_RNDV_THRESH") == nullptr) {
-    s = ucp_config_modify(config, "RNDV_THRESH", kRndvThreshold);
+  // 75 -> 30-40 us; 2 ranks: 32 KiB 11-14 -> 8 us. Over TCP alone, from 1 MiB (see
+  // kTcpRndvThreshold). UCX_RNDV_THRESH in the environment wins.
+  const char* envRndv = std::getenv("UCX_RNDV_THRESH");
+  const std::string rndv = envRndv != nullptr ? envRndv
+                           : onlyTcp(tls)     ? kTcpRndvThreshold
+                                              : kRndvThreshold;
+  if (envRndv == nullptr) {
+    s = ucp_config_modify(config, "RNDV_THRESH", rndv.c_str());
     if (s != UCS_OK) {
       ucp_config_release(config);
       return internalError("ucx: setting RNDV_THRESH failed: " + ucsError(s));
@@ -419,7 +453,7 @@ StatusOr<std::unique_ptr<Transport>> createUcxTransport(const TransportContext& 
   const char* peerErrors = std::getenv("PLEXUS_UCX_PEER_ERRORS");
   bool wantPeerErrors = peerErrors != nullptr && std::string(peerErrors) == "1";
   return std::unique_ptr<Transport>(std::make_unique<UcxTransport>(
-      context.rank, std::move(ctx), std::move(worker), fd, wantPeerErrors, std::move(tls)));
+      context.rank, std::move(ctx), std::move(worker), fd, wantPeerErrors, std::move(tls), rndv));
 }
 
 }  // namespace plexus
