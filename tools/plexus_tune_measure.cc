@@ -201,7 +201,15 @@ StatusOr<std::vector<CollectiveResult>> sweep(Communicator& comm,
                                               const std::vector<TuningTarget>& targets,
                                               const SweepOptions& o) {
   const std::vector<size_t> sizes = sweepSizes(o);
-  std::vector<float> send(sizes.back() / 4, 1.0f), recv(sizes.back() / 4, 0.0f);
+  // All-gather receives, and reduce-scatter sends, size() blocks of the swept size.
+  size_t blocks = 1;
+  for (const TuningTarget& target : targets) {
+    if (target.first == CollectiveKind::kAllGather ||
+        target.first == CollectiveKind::kReduceScatter) {
+      blocks = static_cast<size_t>(comm.size());
+    }
+  }
+  std::vector<float> send(blocks * sizes.back() / 4, 1.0f), recv(blocks * sizes.back() / 4, 0.0f);
   std::vector<CollectiveResult> results(targets.size());
   std::vector<Cell> cells;
   for (size_t t = 0; t < targets.size(); ++t) {
