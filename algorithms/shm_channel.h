@@ -58,7 +58,7 @@ class ShmChannel {
 /// One collective's walk through the channel's region, piece by piece (see the file comment).
 class ShmPieces {
  public:
-  /// `call` describes the request (count, collective, type, op) for the agreement check;
+  /// `request`'s collective, count, type and op are what share() compares between ranks;
   /// `what` names the algorithm in errors ("shm all-reduce").
   ShmPieces(ShmChannel& channel, CollectiveContext& ctx, const CollectiveRequest& request,
             const char* what);
