@@ -2,8 +2,9 @@
 """plexus-tune's done check: is the automatic all-reduce choice within 5% of the best forced
 algorithm at every size of the sweep?
 
-    tools/plexus_tune_check.py --build build -n 4 [--nodes 2] [--rounds 5] [--table FILE]
-                               [-b 8] [-e 32M] [-f 4] [--iters 20] [--algos ring,rhd,tree]
+    tools/plexus_tune_check.py --build build -n 4 [--nodes 2 [--netsim RATE]] [--rounds 5]
+                               [--table FILE] [-b 8] [-e 32M] [-f 4] [--iters 20]
+                               [--algos ring,rhd,tree]
 
 Runs `plexusrun -n N plexus-perf allreduce -a X` for X in auto and every forced algorithm (with
 up to 2000 calls per size: small sizes need many to reach their steady state), in interleaved
@@ -15,6 +16,11 @@ its busbw, the best forced algorithm and its busbw, their ratio; the choice rati
 algorithm's forced runs against the best forced runs: the choice alone, measured alike) and the
 noise (auto against its own algorithm forced: 1.0 on a quiet machine). Exits 1 when a ratio (of
 the best rounds) is below 0.95.
+
+With --netsim RATE (and --nodes K) every run goes through the multi-node test bed instead of
+plexusrun: `bench/netsim/netsim.sh run K --rate RATE -n N -- plexus-perf ...` (needs root), with
+intra-node links on UCX shared memory (PLEXUS_TRANSPORT_INTRA=ucx:sm,self unless set), as
+bench/netsim/hier_vs_flat.sh runs them; plexus-tune's table must then come from the test bed too.
 """
 import argparse
 import os
@@ -25,8 +31,8 @@ import sys
 import time
 
 ROW = re.compile(r"^\[0\]\s+(\d+)\s+\d+\s+\S+\s+\S+\s+-?\d+\s+(\S+)\s+(\S+)\s+(\S+)")
-CHOICE = re.compile(r"^\[0\] plexus\[rank 0\] INFO: allreduce of (\d+) bytes on \d+ ranks: "
-                    r"(\S+) \((.*)\)$")
+# The job's own choices: "on N ranks" for N = -n (hier's sub-communicators log theirs too).
+CHOICE = r"^\[0\] plexus\[rank 0\] INFO: allreduce of (\d+) bytes on {n} ranks: (\S+) \((.*)\)$"
 
 
 def parse_size(text):
@@ -58,9 +64,15 @@ def size_groups(args):
 def run_perf(args, algo, env, groups=None):
     out_text = ""
     for lo, hi, iters in groups or size_groups(args):
-        cmd = [os.path.join(args.build, "plexusrun"), "--timeout", "300", "-n", str(args.n)]
-        if args.nodes:
-            cmd += ["--nodes", str(args.nodes)]
+        if args.netsim:
+            netsim = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench",
+                                  "netsim", "netsim.sh")
+            cmd = ["bash", netsim, "run", str(args.nodes), "--rate", args.netsim, "--prefix",
+                   "pxc", "-n", str(args.n), "--timeout", "300", "--"]
+        else:
+            cmd = [os.path.join(args.build, "plexusrun"), "--timeout", "300", "-n", str(args.n)]
+            if args.nodes:
+                cmd += ["--nodes", str(args.nodes)]
         cmd += [os.path.join(args.build, "plexus-perf"), "allreduce", "-b", str(lo), "-e",
                 str(hi), "-f", str(args.f), "-n", str(iters), "-w", "20", "-c", "0"]
         if algo != "auto":
@@ -81,7 +93,7 @@ def run_perf(args, algo, env, groups=None):
             # coarse for small sizes.
             size, us = int(m.group(1)), float(m.group(2))
             busbw[size] = size / us / 1e3 * 2 * (args.n - 1) / args.n
-        m = CHOICE.match(line)
+        m = re.match(CHOICE.format(n=args.n), line)
         if m:
             reason = m.group(3)
             source = "table" if reason.startswith("tuning table") else reason.split(":")[0]
@@ -94,6 +106,8 @@ def main():
     p.add_argument("--build", default="build")
     p.add_argument("-n", type=int, default=4)
     p.add_argument("--nodes", type=int, default=0)
+    p.add_argument("--netsim", default="", metavar="RATE",
+                   help="run in the netsim test bed with inter-node links shaped to RATE")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--table", default=os.environ.get("PLEXUS_TUNING_FILE", ""))
     p.add_argument("-b", default="8")
@@ -102,7 +116,11 @@ def main():
     p.add_argument("--iters", type=int, default=20, help="fewest calls per size")
     p.add_argument("--algos", default="ring,rhd,tree")
     args = p.parse_args()
+    if args.netsim and args.nodes < 2:
+        p.error("--netsim needs --nodes K (K >= 2)")
     env = dict(os.environ, PLEXUS_TUNING_FILE=args.table or "none")
+    if args.netsim:
+        env.setdefault("PLEXUS_TRANSPORT_INTRA", "ucx:sm,self")
     algos = ["auto"] + args.algos.split(",")
     samples = {a: {} for a in algos}  # algo -> size -> [busbw per round]
     # The selector's choices, from one short run that logs them; the timed runs do not log.
@@ -116,7 +134,9 @@ def main():
             for size, bw in busbw.items():
                 samples[algo].setdefault(size, []).append(bw)
         print(f"# round {r + 1}/{args.rounds} done", file=sys.stderr)
-    print(f"# {args.n} ranks{f' on {args.nodes} nodes' if args.nodes else ''}, table "
+    where = f" on {args.nodes} nodes" if args.nodes else ""
+    where += f" (netsim, links {args.netsim})" if args.netsim else ""
+    print(f"# {args.n} ranks{where}, table "
           f"{args.table or 'none'}, {args.rounds} rounds, out-of-place busbw (GB/s): best round "
           f"(median round)")
     print(f"{'size':>10}  {'auto':>6} {'by':>5}  {'auto busbw':>16}  {'best forced':>11}  "
