@@ -100,10 +100,7 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
     uint8_t* dst = out + at * elem;
     auto reduceAll = [&](size_t from, size_t len) {  // dst[from, +len) = slot_0 op … op slot_{n-1}
       const size_t b = from * elem;
-      reduceCpu(req.type, req.op, dst + b, pieces.slot(0) + b, pieces.slot(1) + b, len);
-      for (int j = 2; j < n; ++j) {
-        reduceCpu(req.type, req.op, dst + b, dst + b, pieces.slot(j) + b, len);
-      }
+      pieces.reduceSlots(req.type, req.op, dst + b, b, len);
       if (req.op == ReduceOp::kAvg) divideInPlace(req.type, dst + b, len, n);
     };
     if (!split) {

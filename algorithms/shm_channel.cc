@@ -4,6 +4,7 @@
 #include <string>
 
 #include "src/check.h"
+#include "src/reduce_cpu.h"
 
 namespace plexus {
 namespace {
@@ -114,6 +115,12 @@ Status ShmPieces::share() {
     }
   }
   return okStatus();
+}
+
+void ShmPieces::reduceSlots(DataType type, ReduceOp op, uint8_t* dst, size_t offset,
+                            size_t count) const {
+  reduceCpu(type, op, dst, slot(0) + offset, slot(1) + offset, count);
+  for (int j = 2; j < n_; ++j) reduceCpu(type, op, dst, dst, slot(j) + offset, count);
 }
 
 void ShmPieces::publishReduced() {

@@ -72,6 +72,9 @@ class ShmPieces {
   /// part. InvalidArgument naming both calls when a rank passes a different one; the piece is
   /// then finished (so no rank waits on this one), and every disagreeing rank sees it here.
   Status share();
+  /// dst[0, count) = slot_0 op slot_1 op … op slot_{n−1}, each slot read from byte `offset`:
+  /// in rank order whichever rank runs it, so every rank gets bitwise the same result.
+  void reduceSlots(DataType type, ReduceOp op, uint8_t* dst, size_t offset, size_t count) const;
   /// Publishes that this rank wrote its second-round result into its slot.
   void publishReduced();
   /// Waits until rank `rank` has published its second-round result of the current piece.

@@ -79,11 +79,7 @@ class ShmReduceScatter final : public Algorithm {
       }
       PLEXUS_TRY(pieces.share());
       uint8_t* dst = out + at * elem;
-      const size_t mine = me * len;
-      reduceCpu(req.type, req.op, dst, pieces.slot(0) + mine, pieces.slot(1) + mine, cnt);
-      for (int j = 2; j < n; ++j) {
-        reduceCpu(req.type, req.op, dst, dst, pieces.slot(j) + mine, cnt);
-      }
+      pieces.reduceSlots(req.type, req.op, dst, me * len, cnt);
       if (req.op == ReduceOp::kAvg) divideInPlace(req.type, dst, cnt, n);
       pieces.finish();
     }
