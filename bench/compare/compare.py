@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from core_link import core_link  # this directory: sys.path[0] when run as a script
+
 KIB, MIB = 1 << 10, 1 << 20
 SMALL_MAX = 512 * KIB  # sizes up to here are latency-bound: more iterations
 UCX_MIN = 64 * KIB     # ucx_perftest below this measures message rate, not bandwidth
@@ -157,11 +159,13 @@ class Runner:
                  ("ucx tag_bw", lambda: self.run_ucx("tag_bw")), ("memcpy", self.run_memcpy)]
         for r in range(self.args.rounds):
             for name, fn in tools:
+                cores = core_link(self.args.build)
                 t0 = time.time()
                 fn()
-                print("# round %d/%d  %-22s %6.1f s  load %.2f" %
-                      (r + 1, self.args.rounds, name, time.time() - t0, os.getloadavg()[0]),
-                      flush=True)
+                print("# round %d/%d  %-22s %6.1f s  load %.2f  core hand-off before: %s" %
+                      (r + 1, self.args.rounds, name, time.time() - t0, os.getloadavg()[0],
+                       cores), flush=True)
+
 
 
 def free_port():
