@@ -3,8 +3,8 @@
 // of the same shape (src/tuning.h has the schema).
 //
 //   plexus-tune [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-w WARMUP] [--reps R]
-//               [--target-ms T] [--stat fast|min|median] [--tolerance PCT] [--collectives a,b]
-//               [-a|--algorithms x,y] [-v 0|1] [-o FILE]
+//               [--min-seconds S] [--target-ms T] [--stat fast|min|median] [--tolerance PCT]
+//               [--collectives a,b] [-a|--algorithms x,y] [-v 0|1] [-o FILE]
 //
 // Run it under a launcher (plexusrun, torchrun, mpirun, srun), with the ranks, nodes and
 // transports the real jobs will have. Rank 0 prints progress on stderr and the table on
@@ -43,9 +43,11 @@ struct Args {
 
 constexpr const char* kUsage =
     "usage: plexus-tune [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-w WARMUP] [--reps R]\n"
-    "                   [--target-ms T] [--stat fast|min|median] [--tolerance PCT]\n"
-    "                   [--collectives a,b] [-a|--algorithms x,y] [-v 0|1] [-o FILE]\n"
+    "                   [--min-seconds S] [--target-ms T] [--stat fast|min|median]\n"
+    "                   [--tolerance PCT] [--collectives a,b] [-a|--algorithms x,y]\n"
+    "                   [-v 0|1] [-o FILE]\n"
     "defaults: -b 8 -e 32M -f 4 -n 0 (auto: about T ms per repetition) -w 2 --reps 11\n"
+    "          --min-seconds 30 (more passes until the sweep has run S seconds)\n"
     "          --target-ms 5 --stat fast --tolerance 3 -v 0; FILE: PLEXUS_TUNING_FILE, else\n"
     "          $XDG_CACHE_HOME/plexus/tuning.json, else ~/.cache/plexus/tuning.json\n";
 
@@ -101,6 +103,8 @@ Args parseArgs(int argc, char** argv) {
       s.warmup = static_cast<int>(parseNumber(f, v, 0, 1e6));
     } else if (f == "--reps") {
       s.reps = static_cast<int>(parseNumber(f, v, 1, 1000));
+    } else if (f == "--min-seconds") {
+      s.minSeconds = parseNumber(f, v, 0, 86400);
     } else if (f == "--target-ms") {
       s.targetMs = parseNumber(f, v, 0.01, 1e5);
     } else if (f == "--stat") {

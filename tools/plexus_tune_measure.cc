@@ -3,14 +3,20 @@
 // slowest rank. Shared VMs are noisy and their speed changes in spells (another job takes a
 // core, and every step of a collective then waits for a descheduled peer), so the sweep runs
 // in passes: every pass times every candidate of every cell once, in a rotating order, and a
-// cell's repetitions lie seconds apart. A candidate is ranked by its fastest repetition (its
-// speed on the machine undisturbed), or by the median (--stat median).
+// cell's repetitions lie seconds apart. A short sweep (2 s for all-reduce to 8 MiB on 2 or 4
+// ranks) runs further passes until it has lasted --min-seconds: on this 2-core VM the shm
+// all-reduce of 8 MiB on 4 ranks ran 4.0-4.9 ms in some spells and 6.5-8.7 ms in others, each
+// lasting seconds, while rhd ran 5.1-5.9 ms in both; a table from one 2-second sweep in a slow
+// spell chose rhd, which lost by 30% in the fast ones. A candidate is ranked by the mean of its
+// fastest quarter of repetitions (its speed on the machine undisturbed), its fastest, or the
+// median (--stat).
 #include "tools/plexus_tune_measure.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <string>
 
 #include "src/communicator_impl.h"
 #include "src/reduce_cpu.h"
@@ -250,27 +256,41 @@ StatusOr<std::vector<CollectiveResult>> sweep(Communicator& comm,
     for (double& c : cell.calls) c = std::clamp(std::ceil(o.targetMs * 1000 / c), 1.0, 10000.0);
   }
   std::vector<double> times;  // pass by pass, cell by cell, candidate by candidate
-  for (int pass = 0; pass < o.reps; ++pass) {
+  const auto sweepStart = Clock::now();
+  const int maxPasses = o.reps * kMaxPassesPerRep;
+  int passes = 0;
+  for (bool more = true; more;) {
     const auto started = Clock::now();
     for (const Cell& cell : cells) {
       const size_t n = cell.names.size();
       const size_t base = times.size();
       times.resize(base + n);
       for (size_t k = 0; k < n; ++k) {
-        const size_t j = (k + pass) % n;
+        const size_t j = (k + passes) % n;
         auto us = timeCalls(comm, cell.req, cell.names[j], static_cast<int>(cell.calls[j]));
         PLEXUS_TRY(us.status());
         times[base + j] = *us;
       }
     }
-    if (comm.rank() == 0) {
-      std::fprintf(stderr, "plexus-tune: pass %d/%d (%.1f s)\n", pass + 1, o.reps,
-                   usSince(started) / 1e6);
+    ++passes;
+    // Rank 0's clock decides whether another pass runs; the others follow its word.
+    const double elapsed = usSince(sweepStart) / 1e6;
+    int32_t next = passes < o.reps || (elapsed < o.minSeconds && passes < maxPasses);
+    PLEXUS_TRY(comm.broadcast(&next, &next, 1, DataType::kInt32, 0));
+    more = next != 0;
+    if (comm.rank() == 0 && (passes <= o.reps || !more || o.verbose)) {
+      const std::string of = passes <= o.reps ? "/" + std::to_string(o.reps) : "";
+      std::fprintf(stderr, "plexus-tune: pass %d%s (%.1f s; %.1f s in all)\n", passes, of.c_str(),
+                   usSince(started) / 1e6, elapsed);
     }
+  }
+  if (comm.rank() == 0 && passes > o.reps) {
+    std::fprintf(stderr, "plexus-tune: %d passes to spread the sweep over %.0f s\n", passes,
+                 o.minSeconds);
   }
   PLEXUS_TRY(maxOverRanks(comm, times));
   size_t at = 0;
-  for (int pass = 0; pass < o.reps; ++pass) {
+  for (int pass = 0; pass < passes; ++pass) {
     for (Cell& cell : cells) {
       cell.times.insert(cell.times.end(), times.begin() + at,
                         times.begin() + at + cell.names.size());

@@ -20,6 +20,10 @@ struct SweepOptions {
   int iters = 0;  ///< calls per timed repetition; 0: enough for `targetMs`
   int warmup = 2;
   int reps = 11;  ///< timed repetitions per algorithm and size, interleaved across algorithms
+  /// Past `reps` passes, further passes until the sweep has run this long (at most
+  /// kMaxPassesPerRep × reps passes): a shared VM's speed changes in spells of seconds, and
+  /// a 2-second sweep sees only one of them (see sweep()).
+  double minSeconds = 30;
   double targetMs = 5;
   /// How a candidate's repetitions make its score: the mean of its fastest quarter (its speed
   /// when the machine leaves it alone, robust to one lucky repetition), the fastest, or the
@@ -65,10 +69,14 @@ std::vector<size_t> sweepSizes(const SweepOptions& options);
 /// What to tune: a collective and the names of its candidate algorithms.
 using TuningTarget = std::pair<CollectiveKind, std::vector<std::string>>;
 
+/// The most passes a sweep runs, per pass asked for (`reps`), to fill `minSeconds`.
+inline constexpr int kMaxPassesPerRep = 100;
+
 /// Times every target's algorithms at every size of the sweep (f32 sum, root 0, out of place)
-/// in `reps` passes over all targets and sizes, every candidate once per pass in a rotating
-/// order. A pass takes seconds, so the repetitions of one cell are spread over the whole run:
-/// a machine whose speed changes in spells (a shared VM) gives every cell its fast spells.
+/// in passes over all targets and sizes, every candidate once per pass in a rotating order:
+/// `reps` passes, then more until `minSeconds` have passed (rank 0 decides, so every rank runs
+/// the same passes). The repetitions of one cell are spread over the whole run, so a machine
+/// whose speed changes in spells (a shared VM) gives every candidate its fast spells.
 /// Progress on stderr from rank 0. One result per target, in order.
 StatusOr<std::vector<CollectiveResult>> sweep(Communicator& comm,
                                               const std::vector<TuningTarget>& targets,
