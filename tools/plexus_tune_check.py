@@ -4,10 +4,12 @@ algorithm at every size of the sweep?
 
     tools/plexus_tune_check.py --build build -n 4 [--nodes 2 [--netsim RATE]] [--rounds 5]
                                [--table FILE] [-b 8] [-e 32M] [-f 4] [--iters 20]
-                               [--algos ring,rhd,tree]
+                               [--algos ring,rhd,tree] [--state near|far [--state-ns 100]]
+                               [--tune]
 
 Runs `plexusrun -n N plexus-perf allreduce -a X` for X in auto and every forced algorithm (with
-up to 2000 calls per size: small sizes need many to reach their steady state), in interleaved
+up to 20000 calls per size, 256 MiB worth: a fraction of a second each, so that the
+scheduling luck of 4 ranks on 2 cores averages out within a run), in interleaved
 rounds (the order rotates each round, so a slow spell of a shared machine hits every algorithm
 alike), with PLEXUS_TUNING_FILE=FILE. Per size and algorithm it keeps the best and the median
 out-of-place busbw over the rounds; a short run with PLEXUS_DEBUG=INFO first logs which
@@ -16,6 +18,13 @@ its busbw, the best forced algorithm and its busbw, their ratio; the choice rati
 algorithm's forced runs against the best forced runs: the choice alone, measured alike) and the
 noise (auto against its own algorithm forced: 1.0 on a quiet machine). Exits 1 when a ratio (of
 the best rounds) is below 0.95.
+
+With --state near (or far), each run is bracketed by plexus-core-link and done again (up to
+--retries times) while the two cores' cache-line hand-off is above (or at most) --state-ns, 100
+by default, before or after it: this 2-core VM switches between ~45 ns and ~220 ns
+(bench/core_link.cc), and the shm all-reduce runs twice as fast in the first, so auto and the
+forced algorithms are compared in one state. With --tune it first runs plexus-tune on the same ranks and sweep
+(all-reduce only), in that state, and writes --table: the whole check in one command.
 
 With --netsim RATE (and --nodes K) every run goes through the multi-node test bed instead of
 plexusrun: `bench/netsim/netsim.sh run K --rate RATE -n N -- plexus-perf ...` (needs root), with
@@ -29,6 +38,10 @@ import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench",
+                                "compare"))
+from core_link import hand_off_ns  # noqa: E402
 
 ROW = re.compile(r"^\[0\]\s+(\d+)\s+\d+\s+\S+\s+\S+\s+-?\d+\s+(\S+)\s+(\S+)\s+(\S+)")
 # The job's own choices: "on N ranks" for N = -n (hier's sub-communicators log theirs too).
@@ -53,7 +66,7 @@ def size_groups(args):
         size *= args.f
     groups = []
     for size in sizes:
-        iters = max(args.iters, min(2000, (64 << 20) // size))
+        iters = max(args.iters, min(20000, (256 << 20) // size))
         if groups and groups[-1][2] == iters:
             groups[-1][1] = size
         else:
@@ -61,30 +74,37 @@ def size_groups(args):
     return groups
 
 
+def launch(args, program, env):
+    """Runs `program` (a list) on the job's ranks, through plexusrun or the test bed; its
+    output. Exits when it fails three times."""
+    if args.netsim:
+        netsim = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench",
+                              "netsim", "netsim.sh")
+        cmd = ["bash", netsim, "run", str(args.nodes), "--rate", args.netsim, "--prefix",
+               "pxc", "-n", str(args.n), "--timeout", "300", "--"]
+    else:
+        cmd = [os.path.join(args.build, "plexusrun"), "--timeout", "300", "-n", str(args.n)]
+        if args.nodes:
+            cmd += ["--nodes", str(args.nodes)]
+    cmd += program
+    for _ in range(3):  # a port taken by another job's launcher: try again
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if out.returncode == 0:
+            break
+        time.sleep(2)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
+    return out.stdout + out.stderr
+
+
 def run_perf(args, algo, env, groups=None):
     out_text = ""
     for lo, hi, iters in groups or size_groups(args):
-        if args.netsim:
-            netsim = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench",
-                                  "netsim", "netsim.sh")
-            cmd = ["bash", netsim, "run", str(args.nodes), "--rate", args.netsim, "--prefix",
-                   "pxc", "-n", str(args.n), "--timeout", "300", "--"]
-        else:
-            cmd = [os.path.join(args.build, "plexusrun"), "--timeout", "300", "-n", str(args.n)]
-            if args.nodes:
-                cmd += ["--nodes", str(args.nodes)]
-        cmd += [os.path.join(args.build, "plexus-perf"), "allreduce", "-b", str(lo), "-e",
-                str(hi), "-f", str(args.f), "-n", str(iters), "-w", "20", "-c", "0"]
+        program = [os.path.join(args.build, "plexus-perf"), "allreduce", "-b", str(lo), "-e",
+                   str(hi), "-f", str(args.f), "-n", str(iters), "-w", "20", "-c", "0"]
         if algo != "auto":
-            cmd += ["-a", algo]
-        for _ in range(3):  # a port taken by another job's launcher: try again
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-            if out.returncode == 0:
-                break
-            time.sleep(2)
-        if out.returncode != 0:
-            sys.exit(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
-        out_text += out.stdout + out.stderr
+            program += ["-a", algo]
+        out_text += launch(args, program, env)
     busbw, choices = {}, {}
     for line in out_text.splitlines():
         m = ROW.match(line)
@@ -101,6 +121,62 @@ def run_perf(args, algo, env, groups=None):
     return busbw, choices
 
 
+def hand_offs(before, after):
+    """ "core hand-off 52 / 48 ns": the hand-offs measured around a run."""
+    return "core hand-off %s / %s ns" % tuple("-" if x is None else "%.0f" % x
+                                             for x in (before, after))
+
+
+def in_state(args, ns):
+    """Whether a core hand-off of `ns` is in the --state asked for."""
+    if args.state == "any":
+        return True
+    if ns is None:
+        return False
+    return ns <= args.state_ns if args.state == "near" else ns > args.state_ns
+
+
+def run_in_state(args, algo, env, what):
+    """run_perf's busbw; with --state near|far, run again (up to --retries times) while the core
+    hand-off measured before or after the run is not in that state: on a VM whose vCPUs share a
+    cache only some of the time, runs in one state are not compared with runs in the other."""
+    for _ in range(args.retries + 1):
+        before = hand_off_ns(args.build)
+        busbw, _ = run_perf(args, algo, env)
+        after = hand_off_ns(args.build)
+        state = hand_offs(before, after)
+        ok = in_state(args, before) and in_state(args, after)
+        print(f"# {what} {algo:>5}: {state}{'' if ok else ': again'}", file=sys.stderr)
+        if ok:
+            return busbw
+    print(f"# {what} {algo:>5}: kept after {args.retries} retries", file=sys.stderr)
+    return busbw
+
+
+def tune(args, env):
+    """--tune: plexus-tune's all-reduce table for this sweep, written to args.table, made in
+    the --state asked for (made again while a hand-off before or after it is not)."""
+    program = [os.path.join(args.build, "plexus-tune"), "-b", args.b, "-e", args.e, "-f",
+               str(args.f), "--collectives", "allreduce", "-o", args.table]
+    for _ in range(args.retries + 1):
+        waited = 0
+        while not in_state(args, hand_off_ns(args.build)) and waited < 120:
+            time.sleep(2)  # wait (a while) for the state rather than tune in the other one
+            waited += 2
+        before = hand_off_ns(args.build)
+        if os.path.exists(args.table):
+            os.remove(args.table)  # plexus-tune keeps other signatures' tables: start afresh
+        out = launch(args, program, dict(env, PLEXUS_TUNING_FILE=args.table))
+        after = hand_off_ns(args.build)
+        ok = in_state(args, before) and in_state(args, after)
+        state = hand_offs(before, after)
+        print(f"# plexus-tune: {state}{'' if ok else ': again'}", file=sys.stderr)
+        if ok:
+            break
+    print("".join(line + "\n" for line in out.splitlines() if not re.search(r"pass \d", line)),
+          end="")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--build", default="build")
@@ -115,12 +191,23 @@ def main():
     p.add_argument("-f", type=int, default=4)
     p.add_argument("--iters", type=int, default=20, help="fewest calls per size")
     p.add_argument("--algos", default="ring,rhd,tree")
+    p.add_argument("--state", choices=["any", "near", "far"], default="any",
+                   help="keep only runs with the core hand-off (plexus-core-link) at most "
+                        "(near) or above (far) --state-ns before and after")
+    p.add_argument("--state-ns", type=float, default=100)
+    p.add_argument("--retries", type=int, default=8, help="runs again per run for --state")
+    p.add_argument("--tune", action="store_true",
+                   help="run plexus-tune first (same ranks, sweep and --state), writing --table")
     args = p.parse_args()
     if args.netsim and args.nodes < 2:
         p.error("--netsim needs --nodes K (K >= 2)")
+    if args.tune and not args.table:
+        p.error("--tune needs --table FILE (it writes it)")
     env = dict(os.environ, PLEXUS_TUNING_FILE=args.table or "none")
     if args.netsim:
         env.setdefault("PLEXUS_TRANSPORT_INTRA", "ucx:sm,self")
+    if args.tune:
+        tune(args, env)
     algos = ["auto"] + args.algos.split(",")
     samples = {a: {} for a in algos}  # algo -> size -> [busbw per round]
     # The selector's choices, from one short run that logs them; the timed runs do not log.
@@ -130,15 +217,17 @@ def main():
     for r in range(args.rounds):
         for k in range(len(algos)):
             algo = algos[(k + r) % len(algos)]
-            busbw, _ = run_perf(args, algo, env)
+            busbw = run_in_state(args, algo, env, f"round {r + 1}/{args.rounds}")
             for size, bw in busbw.items():
                 samples[algo].setdefault(size, []).append(bw)
         print(f"# round {r + 1}/{args.rounds} done", file=sys.stderr)
     where = f" on {args.nodes} nodes" if args.nodes else ""
     where += f" (netsim, links {args.netsim})" if args.netsim else ""
+    near = "" if args.state == "any" else (
+        f", runs with core hand-off {'<=' if args.state == 'near' else '>'} {args.state_ns:.0f} ns")
     print(f"# {args.n} ranks{where}, table "
-          f"{args.table or 'none'}, {args.rounds} rounds, out-of-place busbw (GB/s): best round "
-          f"(median round)")
+          f"{args.table or 'none'}, {args.rounds} rounds{near}, out-of-place busbw (GB/s): best "
+          f"round (median round)")
     print(f"{'size':>10}  {'auto':>6} {'by':>5}  {'auto busbw':>16}  {'best forced':>11}  "
           f"{'its busbw':>16}  {'ratio':>11}  {'choice':>6}  {'noise':>5}")
     worst = worst_choice = 1.0
