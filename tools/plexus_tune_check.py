@@ -23,8 +23,9 @@ With --state near (or far), each run is bracketed by plexus-core-link and done a
 --retries times) while the two cores' cache-line hand-off is above (or at most) --state-ns, 100
 by default, before or after it: this 2-core VM switches between ~45 ns and ~220 ns
 (bench/core_link.cc), and the shm all-reduce runs twice as fast in the first, so auto and the
-forced algorithms are compared in one state. With --tune it first runs plexus-tune on the same ranks and sweep
-(all-reduce only), in that state, and writes --table: the whole check in one command.
+forced algorithms are compared in one state. With --tune it first runs plexus-tune on the same
+ranks and sweep (all-reduce only), in that state, and writes --table: the whole check in one
+command.
 
 With --netsim RATE (and --nodes K) every run goes through the multi-node test bed instead of
 plexusrun: `bench/netsim/netsim.sh run K --rate RATE -n N -- plexus-perf ...` (needs root), with
@@ -173,6 +174,8 @@ def tune(args, env):
         print(f"# plexus-tune: {state}{'' if ok else ': again'}", file=sys.stderr)
         if ok:
             break
+    else:
+        print(f"# plexus-tune: table kept after {args.retries} retries", file=sys.stderr)
     print("".join(line + "\n" for line in out.splitlines() if not re.search(r"pass \d", line)),
           end="")
 

@@ -5,9 +5,11 @@
 // in passes: every pass times every candidate of every cell once, in a rotating order, and a
 // cell's repetitions lie seconds apart. A short sweep (2 s for all-reduce to 8 MiB on 2 or 4
 // ranks) runs further passes until it has lasted --min-seconds: on this 2-core VM the shm
-// all-reduce of 8 MiB on 4 ranks ran 4.0-4.9 ms in some spells and 6.5-8.7 ms in others, each
-// lasting seconds, while rhd ran 5.1-5.9 ms in both; a table from one 2-second sweep in a slow
-// spell chose rhd, which lost by 30% in the fast ones. A candidate is ranked by the mean of its
+// all-reduce of 8 MiB on 4 ranks ran 4.0-4.9 ms in some spells and 6.5-8.7 ms in others, while
+// rhd ran 5.1-5.9 ms in both, and a table from one 2-second sweep in a slow spell chose rhd,
+// which lost by 30% in the fast ones. The spells are the VM's two vCPUs sharing a cache or not
+// (bench/core_link.cc); they last seconds to minutes, so the spread covers the short ones only,
+// and a table records the state it was made in. A candidate is ranked by the mean of its
 // fastest quarter of repetitions (its speed on the machine undisturbed), its fastest, or the
 // median (--stat).
 #include "tools/plexus_tune_measure.h"

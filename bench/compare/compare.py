@@ -167,7 +167,6 @@ class Runner:
                        cores), flush=True)
 
 
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
