@@ -35,11 +35,15 @@ namespace {
 // From this many bytes on, with kSplitFromRanks or more ranks, each rank reduces only its
 // block of a piece and then copies the others' (see the opening comment). Measured with -a shm,
 // best of 2 interleaved rounds (busbw GB/s, 2 cores): 8 ranks, split against not, 64 KiB 1.45
-// vs 0.88, 256 KiB 1.39 vs 1.13, 1 MiB 1.58 vs 1.19, 4 MiB 1.42 vs 1.10, 16 KiB level; 4 ranks
-// no gain (the second flag round costs every rank a turn on the cores: 16 KiB 0.77 vs 1.38,
-// 4 MiB 2.05 vs 3.01). 5-7 ranks are not measured here; they split.
+// vs 0.88, 256 KiB 1.39 vs 1.13, 1 MiB 1.58 vs 1.19, 4 MiB 1.42 vs 1.10, 16 KiB level. 4 ranks,
+// us per call, best (median) of 6 interleaved runs with the cores sharing a cache
+// (bench/core_link.cc), split against not: 32 KiB 18 (23) vs 21 (26), 128 KiB 62 (78) vs 76
+// (94), 512 KiB 237 (296) vs 290 (331), 2 MiB 834 (932) vs 1013 (1148), 8 MiB 4167 (4965) vs
+// 4533 (5116); with the cores apart (2x slower cache-line hand-offs), medians of 6: 512 KiB
+// 482 vs 604, 2 MiB 1909 vs 2306, 8 MiB 8000 vs 9300. 3 ranks lose by splitting (512 KiB 200
+// vs 164, 2 MiB 780 vs 711), 2 ranks are level.
 constexpr size_t kSplitFromBytes = 32 * 1024;
-constexpr int kSplitFromRanks = 5;
+constexpr int kSplitFromRanks = 4;
 
 bool splitsTheReduction(int n, size_t bytes) {
   return n >= kSplitFromRanks && bytes >= kSplitFromBytes;
@@ -51,7 +55,7 @@ class ShmAllReduce final : public Algorithm {
   const char* name() const override { return "shm"; }
   const char* description() const override {
     return "shared memory among one node's ranks, no transport: one flag round per 64 KiB piece "
-           "(two when 5+ ranks split the reduction); fastest on one node at every size here";
+           "(two when 4+ ranks split the reduction); fastest on one node at every size here";
   }
   CollectiveKind collective() const override { return CollectiveKind::kAllReduce; }
   Status supports(const CollectiveRequest& request, int worldSize) const override {
