@@ -137,45 +137,39 @@ def in_state(args, ns):
     return ns <= args.state_ns if args.state == "near" else ns > args.state_ns
 
 
-def run_in_state(args, algo, env, what):
-    """run_perf's busbw; with --state near|far, run again (up to --retries times) while the core
-    hand-off measured before or after the run is not in that state: on a VM whose vCPUs share a
-    cache only some of the time, runs in one state are not compared with runs in the other."""
+def in_one_state(args, label, run, wait=False):
+    """run()'s result; with --state near|far, run again (up to --retries times) while the core
+    hand-off measured before or after it is not in that state: on a VM whose vCPUs share a
+    cache only some of the time, runs in one state are not compared with runs in the other.
+    With `wait`, each try first waits (up to 2 minutes) for the state."""
     for _ in range(args.retries + 1):
+        waited = 0
+        while wait and not in_state(args, hand_off_ns(args.build)) and waited < 120:
+            time.sleep(2)
+            waited += 2
         before = hand_off_ns(args.build)
-        busbw, _ = run_perf(args, algo, env)
+        result = run()
         after = hand_off_ns(args.build)
-        state = hand_offs(before, after)
         ok = in_state(args, before) and in_state(args, after)
-        print(f"# {what} {algo:>5}: {state}{'' if ok else ': again'}", file=sys.stderr)
+        print(f"# {label}: {hand_offs(before, after)}{'' if ok else ': again'}", file=sys.stderr)
         if ok:
-            return busbw
-    print(f"# {what} {algo:>5}: kept after {args.retries} retries", file=sys.stderr)
-    return busbw
+            return result
+    print(f"# {label}: kept after {args.retries} retries", file=sys.stderr)
+    return result
 
 
 def tune(args, env):
     """--tune: plexus-tune's all-reduce table for this sweep, written to args.table, made in
-    the --state asked for (made again while a hand-off before or after it is not)."""
+    the --state asked for (waited for, and made again while it does not hold)."""
     program = [os.path.join(args.build, "plexus-tune"), "-b", args.b, "-e", args.e, "-f",
                str(args.f), "--collectives", "allreduce", "-o", args.table]
-    for _ in range(args.retries + 1):
-        waited = 0
-        while not in_state(args, hand_off_ns(args.build)) and waited < 120:
-            time.sleep(2)  # wait (a while) for the state rather than tune in the other one
-            waited += 2
-        before = hand_off_ns(args.build)
+
+    def run():
         if os.path.exists(args.table):
             os.remove(args.table)  # plexus-tune keeps other signatures' tables: start afresh
-        out = launch(args, program, dict(env, PLEXUS_TUNING_FILE=args.table))
-        after = hand_off_ns(args.build)
-        ok = in_state(args, before) and in_state(args, after)
-        state = hand_offs(before, after)
-        print(f"# plexus-tune: {state}{'' if ok else ': again'}", file=sys.stderr)
-        if ok:
-            break
-    else:
-        print(f"# plexus-tune: table kept after {args.retries} retries", file=sys.stderr)
+        return launch(args, program, dict(env, PLEXUS_TUNING_FILE=args.table))
+
+    out = in_one_state(args, "plexus-tune", run, wait=True)
     print("".join(line + "\n" for line in out.splitlines() if not re.search(r"pass \d", line)),
           end="")
 
@@ -220,7 +214,8 @@ def main():
     for r in range(args.rounds):
         for k in range(len(algos)):
             algo = algos[(k + r) % len(algos)]
-            busbw = run_in_state(args, algo, env, f"round {r + 1}/{args.rounds}")
+            busbw = in_one_state(args, f"round {r + 1}/{args.rounds} {algo:>5}",
+                                 lambda: run_perf(args, algo, env)[0])
             for size, bw in busbw.items():
                 samples[algo].setdefault(size, []).append(bw)
         print(f"# round {r + 1}/{args.rounds} done", file=sys.stderr)
