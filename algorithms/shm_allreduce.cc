@@ -7,17 +7,18 @@
 // copies the piece into its slot and shares it (publishes its flag, waits for every rank's),
 // (3) out = slot_0 op slot_1 op … op slot_{n−1}, (4) says it has finished reading.
 //
-// With kSplitFromRanks or more ranks and messages of kSplitFromBytes or more, step (3) is split in
-// two, as a reduce-scatter then an all-gather: rank r reduces only block r of the piece (in rank
-// order) into its output, copies it back over block r of its own slot (a block only r reads), and
-// publishes a "reduced" flag; then it copies every other rank's block j from slot j once j's
-// flag says it is there.
+// From kSplitFromBytes on, step (3) is split in two, as a reduce-scatter then an all-gather,
+// and step (2) leaves a block out: rank r copies every block of the piece but its own block r
+// into its slot, reduces block r from its input and the other slots (in rank order) into the
+// place in its slot it left empty (a place no other rank reads), publishes a "reduced" flag and
+// copies that block to its output; then it copies every other rank's block j from slot j once
+// j's flag says it is there.
 //
-// Bytes per rank: S written, then n·S read and reduced (or, split, S read and reduced and S
-// copied), where the ring moves 2(n−1)/n·S through the transport. Latency: one flag round per
-// piece (two when split) against log2(n) (rhd) or 2(n−1) (ring) messages through the
-// transport's tag matching. Every block is added in the same order by whichever rank adds it,
-// so the results are bitwise identical on every rank and every run.
+// Bytes per rank: S written, then n·S read and reduced; split, (n−1)/n·S written, S read and
+// reduced and S copied, where the ring moves 2(n−1)/n·S through the transport. Latency: one
+// flag round per piece (two when split) against log2(n) (rhd) or 2(n−1) (ring) messages through
+// the transport's tag matching. Every block is added in the same order by whichever rank adds
+// it, so the results are bitwise identical on every rank and every run.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -32,30 +33,25 @@
 namespace plexus {
 namespace {
 
-// From this many bytes on, with kSplitFromRanks or more ranks, each rank reduces only its
-// block of a piece and then copies the others' (see the opening comment). Measured with -a shm,
-// best of 2 interleaved rounds (busbw GB/s, 2 cores): 8 ranks, split against not, 64 KiB 1.45
-// vs 0.88, 256 KiB 1.39 vs 1.13, 1 MiB 1.58 vs 1.19, 4 MiB 1.42 vs 1.10, 16 KiB level. 4 ranks,
-// us per call, best (median) of 6 interleaved runs with the cores sharing a cache
-// (bench/core_link.cc), split against not: 32 KiB 18 (23) vs 21 (26), 128 KiB 62 (78) vs 76
-// (94), 512 KiB 237 (296) vs 290 (331), 2 MiB 834 (932) vs 1013 (1148), 8 MiB 4167 (4965) vs
-// 4533 (5116); with the cores apart (2x slower cache-line hand-offs), medians of 6: 512 KiB
-// 482 vs 604, 2 MiB 1909 vs 2306, 8 MiB 8000 vs 9300. 3 ranks lose by splitting (512 KiB 200
-// vs 164, 2 MiB 780 vs 711), 2 ranks are level.
+// From this many bytes on each rank reduces only its block of a piece and then copies the
+// others' (see the opening comment). Split against not, us per call, best of 4 interleaved runs
+// with the cores sharing a cache (bench/core_link.cc), 256 KiB slots: 2 ranks 16 KiB level, 32
+// KiB 3.5 vs 3.9, 64 KiB 5.9 vs 7.7, 256 KiB 22.5 vs 33.6; 3 ranks 64 KiB level, 1 MiB 279 vs
+// 386, 4 MiB 1087 vs 1417 (and with the cores apart 1 MiB 401 vs 529). Before the own block was
+// left out of the slot, 2 ranks were level and 3 lost by splitting; 4 ranks (32 KiB-8 MiB:
+// 10-20%) and 8 (64 KiB-4 MiB: 1.2-1.6x) won already.
 constexpr size_t kSplitFromBytes = 32 * 1024;
-constexpr int kSplitFromRanks = 4;
 
-bool splitsTheReduction(int n, size_t bytes) {
-  return n >= kSplitFromRanks && bytes >= kSplitFromBytes;
-}
+bool splitsTheReduction(int n, size_t bytes) { return n >= 2 && bytes >= kSplitFromBytes; }
 
 class ShmAllReduce final : public Algorithm {
  public:
   explicit ShmAllReduce(std::shared_ptr<ShmChannel> channel) : channel_(std::move(channel)) {}
   const char* name() const override { return "shm"; }
   const char* description() const override {
-    return "shared memory among one node's ranks, no transport: one flag round per 64 KiB piece "
-           "(two when 4+ ranks split the reduction); fastest on one node at every size here";
+    return "shared memory among one node's ranks, no transport: one flag round per piece of up "
+           "to 256 KiB a rank (two when the reduction is split, from 32 KiB); fastest on one node "
+           "at every size here";
   }
   CollectiveKind collective() const override { return CollectiveKind::kAllReduce; }
   Status supports(const CollectiveRequest& request, int worldSize) const override {
@@ -98,25 +94,29 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
   const bool split = splitsTheReduction(n, req.bytes());
   for (size_t at = 0; at < req.count; at += perPiece) {
     const size_t cnt = std::min(perPiece, req.count - at);
-    PLEXUS_TRY(pieces.next());
-    std::memcpy(pieces.slot(me), in + at * elem, cnt * elem);
-    PLEXUS_TRY(pieces.share());
+    const uint8_t* src = in + at * elem;
     uint8_t* dst = out + at * elem;
-    auto reduceAll = [&](size_t from, size_t len) {  // dst[from, +len) = slot_0 op … op slot_{n-1}
-      const size_t b = from * elem;
-      pieces.reduceSlots(req.type, req.op, dst + b, b, len);
-      if (req.op == ReduceOp::kAvg) divideInPlace(req.type, dst + b, len, n);
-    };
+    PLEXUS_TRY(pieces.next());
     if (!split) {
-      reduceAll(0, cnt);
+      std::memcpy(pieces.slot(me), src, cnt * elem);
+      PLEXUS_TRY(pieces.share());
+      pieces.reduceSlots(req.type, req.op, dst, 0, cnt);
+      if (req.op == ReduceOp::kAvg) divideInPlace(req.type, dst, cnt, n);
     } else {
-      // This rank's block of the piece, reduced into the output and put back where only this
-      // rank reads (its own slot's copy of the block), for the others to copy.
+      // Every block but this rank's own goes into its slot; its own block (the slot's copy of
+      // which no other rank reads) is reduced from its input into that place, for the others
+      // to copy from there.
       const BlockSplit blocks(cnt, n);
-      const size_t own = blocks.start(me) * elem;
-      reduceAll(blocks.start(me), blocks.size(me));
-      std::memcpy(pieces.slot(me) + own, dst + own, blocks.size(me) * elem);
+      const size_t own = blocks.start(me) * elem, ownBytes = blocks.size(me) * elem;
+      const size_t after = own + ownBytes;
+      uint8_t* mine = pieces.slot(me);
+      std::memcpy(mine, src, own);
+      std::memcpy(mine + after, src + after, cnt * elem - after);
+      PLEXUS_TRY(pieces.share());
+      pieces.reduceSlots(req.type, req.op, mine + own, own, blocks.size(me), src + own);
+      if (req.op == ReduceOp::kAvg) divideInPlace(req.type, mine + own, blocks.size(me), n);
       pieces.publishReduced();
+      std::memcpy(dst + own, mine + own, ownBytes);  // in place: src's block is read by now
       for (int j = 0; j < n; ++j) {
         if (j == me) continue;
         PLEXUS_TRY(pieces.waitReduced(j));

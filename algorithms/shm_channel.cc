@@ -10,10 +10,14 @@ namespace plexus {
 namespace {
 
 constexpr size_t kLine = 64;
-// A piece is at most this long per rank. Longer pieces mean fewer flag rounds for a long
-// message (a 256 KiB slot was not faster: 1 MiB all-reduce, 2 ranks, 4.5-4.9 against 5.3-5.8
-// GB/s); the region holds 2·n of them, so a node with many ranks gets shorter ones.
-constexpr size_t kMaxSlotBytes = 64 * 1024;
+// A piece is at most this long per rank; the region holds 2·n of them, so a node with many
+// ranks gets shorter ones. Longer pieces mean fewer flag rounds, each of which, with more ranks
+// than cores, waits for a rank to get a core back. 256 against 64 KiB (split all-reduce, us
+// per call, best of 3-5 interleaved runs with the cores sharing a cache, bench/core_link.cc):
+// 2 ranks 4 MiB 389 vs 461, 16 MiB 2368 vs 2756; 4 ranks 256 KiB 97 vs 124, 1 MiB 333 vs 456,
+// 4 MiB 1283 vs 2014; 4-rank all-gather 4 MiB 575 vs 740, reduce-scatter 738 vs 1102; 8 ranks
+// (cores apart) 16 MiB 23.3 vs 28.6 ms. 128 KiB lay between; 512 KiB and 1 MiB were no faster.
+constexpr size_t kMaxSlotBytes = 256 * 1024;
 constexpr size_t kMinSlotBytes = 4 * 1024;
 constexpr size_t kMaxRegionBytes = 16 * 1024 * 1024;
 
@@ -117,10 +121,13 @@ Status ShmPieces::share() {
   return okStatus();
 }
 
-void ShmPieces::reduceSlots(DataType type, ReduceOp op, uint8_t* dst, size_t offset,
-                            size_t count) const {
-  reduceCpu(type, op, dst, slot(0) + offset, slot(1) + offset, count);
-  for (int j = 2; j < n_; ++j) reduceCpu(type, op, dst, dst, slot(j) + offset, count);
+void ShmPieces::reduceSlots(DataType type, ReduceOp op, uint8_t* dst, size_t offset, size_t count,
+                            const uint8_t* mine) const {
+  auto operand = [&](int j) -> const uint8_t* {
+    return j == me_ && mine != nullptr ? mine : slot(j) + offset;
+  };
+  reduceCpu(type, op, dst, operand(0), operand(1), count);
+  for (int j = 2; j < n_; ++j) reduceCpu(type, op, dst, dst, operand(j), count);
 }
 
 void ShmPieces::publishReduced() {

@@ -33,7 +33,7 @@ namespace plexus {
 /// Bytes of the region the shm collectives need for `worldSize` ranks.
 size_t shmRegionBytes(int worldSize);
 /// Bytes of each rank's slot for `worldSize` ranks: a multiple of 64 (so of every element
-/// size), between 4 KiB and 64 KiB (a node with many ranks gets shorter ones).
+/// size), between 4 KiB and 256 KiB (a node with many ranks gets shorter ones).
 size_t shmSlotBytes(int worldSize);
 
 /// Cost of reading (and reducing) a byte of the slots, as a share of the cost model's γ: the
@@ -73,8 +73,10 @@ class ShmPieces {
   /// then finished (so no rank waits on this one), and every disagreeing rank sees it here.
   Status share();
   /// dst[0, count) = slot_0 op slot_1 op … op slot_{n−1}, each slot read from byte `offset`:
-  /// in rank order whichever rank runs it, so every rank gets bitwise the same result.
-  void reduceSlots(DataType type, ReduceOp op, uint8_t* dst, size_t offset, size_t count) const;
+  /// in rank order whichever rank runs it, so every rank gets bitwise the same result. With
+  /// `mine`, this rank's operand is read from there instead of from its slot.
+  void reduceSlots(DataType type, ReduceOp op, uint8_t* dst, size_t offset, size_t count,
+                   const uint8_t* mine = nullptr) const;
   /// Publishes that this rank wrote its second-round result into its slot.
   void publishReduced();
   /// Waits until rank `rank` has published its second-round result of the current piece.

@@ -8,6 +8,7 @@
 
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "algorithms/builtin.h"
@@ -125,18 +126,19 @@ TEST(Shm, RanksThatCallDifferentCollectivesGetInvalidArgument) {
 
 // A rank that arrives long after the others finds them asleep on its flag (past the spin and
 // the yield window), and its store wakes them: every round's result is still right, whoever
-// was late, across pieces of a message longer than a slot, unsplit (3 ranks) and split (5), and
-// with the reduce-scatter and all-gather taking their pieces from the same sequence in between.
-class ShmLate : public ::testing::TestWithParam<int> {};
+// was late, across pieces of a message longer than a slot, unsplit (16 KB, one piece) and split
+// (800 KB of f32: several 256 KiB pieces, so each half of the region is refilled), and with
+// the reduce-scatter and all-gather taking their pieces from the same sequence in between.
+class ShmLate : public ::testing::TestWithParam<std::pair<int, size_t>> {};
 
 TEST_P(ShmLate, RanksWakeSleepingOnes) {
   WorldOptions o;
   o.env["PLEXUS_ALGO"] = "shm";
+  const size_t count = GetParam().second;
   ASSERT_TRUE(runWorld(
-      GetParam(),
-      [](Communicator& comm) {
+      GetParam().first,
+      [count](Communicator& comm) {
         const int n = comm.size(), me = comm.rank();
-        const size_t count = 40000;  // 160 KB of f32: several 64 KiB pieces
         std::vector<float> in(count * n), out(count * n);
         auto nap = [&](int round, int step) {
           if (me == (round + step) % n) std::this_thread::sleep_for(std::chrono::milliseconds(30));
@@ -171,8 +173,14 @@ TEST_P(ShmLate, RanksWakeSleepingOnes) {
       o));
 }
 
-INSTANTIATE_TEST_SUITE_P(Unsplit3AndSplit5, ShmLate, ::testing::Values(3, 5),
-                         [](const auto& info) { return "n" + std::to_string(info.param); });
+INSTANTIATE_TEST_SUITE_P(UnsplitAndSplit, ShmLate,
+                         ::testing::Values(std::pair<int, size_t>{3, 4000},
+                                           std::pair<int, size_t>{3, 200000},
+                                           std::pair<int, size_t>{5, 200000}),
+                         [](const auto& info) {
+                           return "n" + std::to_string(info.param.first) + "_count" +
+                                  std::to_string(info.param.second);
+                         });
 
 // The region's name is gone from /dev/shm once the communicator is up (every rank has mapped
 // it), so not even a rank killed later leaves it behind.
