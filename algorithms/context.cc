@@ -53,23 +53,18 @@ constexpr auto kCancelWait = std::chrono::milliseconds(500);
 
 }  // namespace
 
-std::chrono::steady_clock::time_point CollectiveContext::begin(uint64_t sequence,
-                                                               const char* opName,
-                                                               std::chrono::milliseconds timeout,
-                                                               std::chrono::microseconds spin,
-                                                               TagSpace space) {
-  // The precise clock: the coarse one can lag by more than its resolution after the core slept
-  // (a 2 s deadline from it passed 0.7 ms early).
-  const auto now = std::chrono::steady_clock::now();
+void CollectiveContext::begin(uint64_t sequence, const char* opName,
+                              std::chrono::milliseconds timeout, std::chrono::microseconds spin,
+                              TagSpace space) {
   sequence_ = sequence;
   space_ = space;
   opName_ = opName;
-  deadline_ = now + timeout;
+  timeout_ = timeout;
+  deadline_ = kNoDeadlineYet;
   spin_ = spin;
   idle_ = false;
   yielding_ = false;
   pollsSinceClock_ = 0;
-  return now;
 }
 
 uint64_t CollectiveContext::tag(uint32_t step, uint32_t chunk) const {
@@ -110,7 +105,7 @@ Status CollectiveContext::poll() {
   if (!yielding_ && ++pollsSinceClock_ < kPollsPerClockRead) return okStatus();
   pollsSinceClock_ = 0;
   auto now = std::chrono::steady_clock::now();
-  if (now >= deadline_) {
+  if (pastDeadline(now)) {
     // Name who never answered, so that the missing rank can be found from any survivor's log.
     std::string missing;
     for (Transport* t : transports_) {
@@ -174,7 +169,7 @@ Status CollectiveContext::waitShared(const std::atomic<uint32_t>& word, uint32_t
     // must acknowledge).
     if ((++rounds & 7) == 0) progressAll();
     const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline_ ||
+    if (pastDeadline(now) ||
         (abortFlag_ != nullptr && abortFlag_->load(std::memory_order_relaxed))) {
       return interrupted(now, " (waiting for rank " + who(peer) + " in shared memory)");
     }

@@ -12,6 +12,7 @@
 #include "algorithms/builtin.h"
 #include "src/bytes.h"
 #include "src/check.h"
+#include "src/coarse_clock.h"
 #include "src/log.h"
 #include "src/peer_record.h"
 #include "src/topology_detect.h"
@@ -549,9 +550,9 @@ Status CommunicatorImpl::execute(const CollectiveRequest& req, Algorithm* algori
   // come from per-pair ordinals, in a tag space of their own).
   const bool p2p = req.kind == CollectiveKind::kSendRecv;
   const uint64_t seq = p2p ? p2pSequence_++ : sequence_++;
-  const auto start = context_->begin(seq, collectiveName(req.kind), config_.timeout, spin_,
-                                     p2p ? TagSpace::kPointToPoint : TagSpace::kCollective);
-  flight_.begin(seq, req.kind, req.bytes(), algorithm->name(), start);
+  context_->begin(seq, collectiveName(req.kind), config_.timeout, spin_,
+                  p2p ? TagSpace::kPointToPoint : TagSpace::kCollective);
+  flight_.begin(seq, req.kind, req.bytes(), algorithm->name(), coarseNow());
   PLEXUS_LOG(kTrace, "%s #%llu: %zu x %s with %s", collectiveName(req.kind),
              static_cast<unsigned long long>(seq), req.count, dataTypeName(req.type),
              algorithm->name());

@@ -84,8 +84,6 @@ class CommunicatorImpl {
   /// The first error an operation hit while running (a failed peer, a timeout, an abort); OK
   /// while there was none. Errors of validation, returned before anything ran, do not count.
   Status asyncError() const;
-  /// The last operations this rank ran (for tools and tests; dumped on a timeout).
-  const FlightRecorder& flightRecorder() const { return flight_; }
 
   /// Opens a send/recv group; groups nest (only the outermost end runs it).
   Status groupStart();

@@ -12,7 +12,6 @@ FlightRecorder::FlightRecorder(size_t capacity) : ring_(capacity == 0 ? 1 : capa
 
 void FlightRecorder::begin(uint64_t sequence, CollectiveKind kind, size_t bytes,
                            const char* algorithm, std::chrono::steady_clock::time_point start) {
-  std::lock_guard<std::mutex> lock(mu_);
   FlightRecord& r = ring_[next_];
   r = FlightRecord{};
   r.sequence = sequence;
@@ -25,7 +24,6 @@ void FlightRecorder::begin(uint64_t sequence, CollectiveKind kind, size_t bytes,
 }
 
 void FlightRecorder::end(uint64_t sequence, const Status& status) {
-  std::lock_guard<std::mutex> lock(mu_);
   if (count_ == 0) return;
   FlightRecord& r = ring_[(next_ + ring_.size() - 1) % ring_.size()];  // the latest
   if (r.sequence != sequence || r.state != FlightRecord::State::kRunning) return;
@@ -35,7 +33,6 @@ void FlightRecorder::end(uint64_t sequence, const Status& status) {
 }
 
 std::vector<FlightRecord> FlightRecorder::snapshot() const {
-  std::lock_guard<std::mutex> lock(mu_);
   std::vector<FlightRecord> out;
   out.reserve(count_);
   for (size_t i = 0; i < count_; ++i) {
@@ -51,7 +48,7 @@ std::string FlightRecorder::dump() const {
     using std::chrono::duration_cast;
     using ms = std::chrono::milliseconds;
     const bool running = r.state == FlightRecord::State::kRunning;
-    // The end (coarse) can lag the start (precise) by a tick: clamp at 0.
+    // Both ends come from the coarse clock (monotonic); the clamp guards hand-made records.
     const auto took =
         std::max<long long>(0, duration_cast<ms>((running ? now : r.end) - r.start).count());
     char line[192];

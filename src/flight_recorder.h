@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -28,16 +27,19 @@ struct FlightRecord {
   StatusCode code = StatusCode::kOk;
   std::chrono::steady_clock::time_point start{};
   std::chrono::steady_clock::time_point end{};  ///< when it finished (not running)
-  // end is read from the coarse clock (coarse_clock.h): dump() prints milliseconds.
+  // start and end are read from the coarse clock (coarse_clock.h): dump() prints milliseconds.
 };
 
-/// A ring of the last `capacity` operations. begin/end come from the driver; snapshot and dump
-/// from any thread (a mutex, uncontended on the hot path).
+/// A ring of the last `capacity` operations. Every call comes from the communicator's driver,
+/// the one thread at a time that runs its collectives (the progress engine orders one driver
+/// after the other), so it has no lock: the two uncontended lock/unlock pairs it had per
+/// collective were ~15 ns of a 0.3 us 2-rank 8 B all-reduce.
 class FlightRecorder {
  public:
   explicit FlightRecorder(size_t capacity = 32);
 
-  /// Records operation `sequence` as running since `start` (the caller has read the clock).
+  /// Records operation `sequence` as running since `start` (the caller has read the coarse
+  /// clock).
   void begin(uint64_t sequence, CollectiveKind kind, size_t bytes, const char* algorithm,
              std::chrono::steady_clock::time_point start);
   /// Records how the running operation `sequence` ended.
@@ -49,7 +51,6 @@ class FlightRecorder {
   std::string dump() const;
 
  private:
-  mutable std::mutex mu_;
   std::vector<FlightRecord> ring_;
   size_t next_ = 0;   // slot of the next begin()
   size_t count_ = 0;  // slots filled, at most ring_.size()
