@@ -31,6 +31,7 @@ import numpy as np
 from core_link import core_link  # this directory: sys.path[0] when run as a script
 
 KIB, MIB = 1 << 10, 1 << 20
+TINY_MAX = 4 * KIB     # sizes up to here take about a microsecond: many more iterations
 SMALL_MAX = 512 * KIB  # sizes up to here are latency-bound: more iterations
 UCX_MIN = 64 * KIB     # ucx_perftest below this measures message rate, not bandwidth
 
@@ -57,11 +58,16 @@ class Runner:
         self.factor = 4 if args.quick else 2
         self.sizes = sweep_sizes(self.factor)
         # (min, max, iters, warmup) per segment, cut from the one size list so that every tool
-        # measures the same sizes: small messages get more iterations.
-        small = [s for s in self.sizes if s <= SMALL_MAX]
+        # measures the same sizes: small messages get more iterations. A timed loop starts
+        # after a barrier, whose exit skew between ranks (tens of us) it also times: 200 calls of
+        # 0.3 us (60 us) carried it as +0.1 us per call, so the tiny sizes get 5000.
+        tiny = [s for s in self.sizes if s <= TINY_MAX]
+        small = [s for s in self.sizes if TINY_MAX < s <= SMALL_MAX]
         large = [s for s in self.sizes if s > SMALL_MAX]
-        iters = ((50, 10), (8, 2)) if args.quick else ((200, 20), (20, 5))
-        self.segments = [(seg[0], seg[-1]) + it for seg, it in zip((small, large), iters)]
+        iters = (((1000, 100), (50, 10), (8, 2)) if args.quick else
+                 ((5000, 500), (200, 20), (20, 5)))
+        self.segments = [(seg[0], seg[-1]) + it for seg, it in zip((tiny, small, large), iters)
+                         if seg]
 
     def record(self, tool, size, time_us, busbw):
         self.results.setdefault(tool, {}).setdefault(size, []).append(
@@ -84,11 +90,13 @@ class Runner:
     # --- collectives in plexus-perf's JSON format -------------------------------------------
     def collective(self, tool, launcher, program, extra=(), env=None, own_column=False,
                    small_div=1):
-        """One sweep per segment; `small_div` divides the small segment's iterations for a tool
-        whose calls take milliseconds (Gloo over TCP), where fewer still time it precisely."""
+        """One sweep per segment; `small_div` divides the small segment's iterations (and its
+        square the tiny one's) for a tool whose calls take milliseconds (Gloo over TCP), where
+        fewer still time it precisely."""
         for lo, hi, iters, warmup in self.segments:
             if hi <= SMALL_MAX:
-                iters, warmup = max(10, iters // small_div), max(2, warmup // small_div)
+                div = small_div * small_div if hi <= TINY_MAX else small_div
+                iters, warmup = max(10, iters // div), max(2, warmup // div)
             js = os.path.join(self.out, "%s-%d.json" % (tool, lo))
             if os.path.exists(js):
                 os.remove(js)
