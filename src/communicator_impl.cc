@@ -168,7 +168,8 @@ Status CommunicatorImpl::connectPeers() {
   const CostModel links =
       tuning->tuning ? tuning->tuning->table.links.applyTo(defaultCostModel()) : defaultCostModel();
   hierarchy_.model = costModelFor(topology_, links);
-  hierarchy_.model.chunkBytes = static_cast<double>(config_.chunkBytes);
+  chunkBytes_ = choosePipelineChunk();
+  hierarchy_.model.chunkBytes = static_cast<double>(chunkBytes_);
   selector_ = std::make_unique<Selector>(&algorithms_, std::move(rules).value(), hierarchy_.model,
                                          size_, tuning->tuning);
   PLEXUS_TRY(mapSharedRegion());
@@ -223,16 +224,17 @@ Status CommunicatorImpl::connectPeers() {
   chooseSpin(ranksOnThisHost);
   PLEXUS_LOG(kInfo,
              "communicator %s up: rank %d of %d (node %d of %d, local rank %d of %d) over %s; "
-             "%d ranks on this host, spin %lld us; shared-memory region: %s",
+             "%d ranks on this host, spin %lld us, pipeline chunk %zu KiB; shared-memory region: "
+             "%s",
              prefix_.c_str(), rank_, size_, topology_.nodeOf(rank_), topology_.numNodes(),
              topology_.localRank(rank_), topology_.localSize(rank_), describeTransports().c_str(),
-             ranksOnThisHost, static_cast<long long>(spin_.count()),
+             ranksOnThisHost, static_cast<long long>(spin_.count()), chunkBytes_ >> 10,
              shared_.base != nullptr ? (std::to_string(shared_.bytes >> 10) + " KiB").c_str()
                                      : shared_.missing);
   std::vector<Transport*> drive;
   for (auto& t : transports_) drive.push_back(t.get());
   context_ = std::make_unique<CollectiveContext>(rank_, size_, std::move(drive), &connections_,
-                                                 &aborted_, config_.chunkBytes);
+                                                 &aborted_, chunkBytes_);
   context_->setWorldRanks(&worldRanks_);
   engine_ = std::make_unique<ProgressEngine>(spin_);
   return okStatus();
@@ -402,6 +404,13 @@ void CommunicatorImpl::chooseSpin(int ranksOnThisHost) {
   CPU_ZERO(&set);
   int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
   spin_ = ranksOnThisHost <= cores ? kSpinWhenCoresSuffice : kSpinWhenOversubscribed;
+}
+
+size_t CommunicatorImpl::choosePipelineChunk() const {
+  if (config_.chunkBytesExplicit) return config_.chunkBytes;
+  size_t chunk = config_.chunkBytes;
+  for (const auto& t : transports_) chunk = std::max(chunk, t->pipelineChunkBytes());
+  return chunk;
 }
 
 CommunicatorImpl::~CommunicatorImpl() {

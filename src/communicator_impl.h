@@ -115,6 +115,8 @@ class CommunicatorImpl {
   /// and cross-node sub-communicators and fills hierarchy_. Collective; store lock not held.
   Status buildHierarchy();
   void chooseSpin(int ranksOnThisHost);
+  // PLEXUS_CHUNK_BYTES when set, else the default raised to what the transports ask for.
+  size_t choosePipelineChunk() const;
   Status validateTransfers(const CollectiveRequest& request) const;
   Status execute(const CollectiveRequest& request, Algorithm* algorithm);
   /// "; on this host, the process of rank 2 (pid 123) has exited" for peers on this host whose
@@ -133,6 +135,7 @@ class CommunicatorImpl {
   Config config_;
   std::string transportName_;
   std::chrono::microseconds spin_{0};  // config_.spin, or chosen by chooseSpin
+  size_t chunkBytes_ = 0;              // choosePipelineChunk()
   std::string nodeId_;                 // published in the host records
   int ranksOnHost_ = 0;                // of this communicator or the one it was split from
   std::vector<int> worldRanks_;        // world rank of each rank here (identity for the world)

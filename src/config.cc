@@ -83,6 +83,7 @@ StatusOr<Config> Config::fromEnv(const bootstrap::EnvLookup& env) {
       return badVar("PLEXUS_CHUNK_BYTES", *v, "a size between 1k and 1G (e.g. 256k)");
     }
     c.chunkBytes = bytes;
+    c.chunkBytesExplicit = true;
   }
   if (auto v = env("PLEXUS_BIND_ADDR")) c.bindAddress = *v;
   if (auto v = env("PLEXUS_ALGO")) c.algo = *v;

@@ -23,8 +23,11 @@ struct Config {
   std::string transportInter;
   /// PLEXUS_TIMEOUT_MS: deadline of every blocking wait inside a collective and of bootstrap.
   std::chrono::milliseconds timeout{300000};
-  /// PLEXUS_CHUNK_BYTES: pipeline chunk of the ring algorithms.
+  /// PLEXUS_CHUNK_BYTES: pipeline chunk of the ring algorithms. Unset (`chunkBytesExplicit`
+  /// false): this default, raised to what the communicator's transports ask for
+  /// (Transport::pipelineChunkBytes).
   size_t chunkBytes = 256 * 1024;
+  bool chunkBytesExplicit = false;
   /// PLEXUS_SPIN_US: how long a waiting thread spins before it blocks. Unset: chosen per
   /// communicator, long when this host's ranks fit its cores, near zero when they do not.
   std::optional<std::chrono::microseconds> spin;

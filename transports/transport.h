@@ -116,6 +116,10 @@ class Transport {
   /// never touch `req` again; the operation's eventual completion is discarded. A transport
   /// that cannot guarantee this must keep cancel() complete before returning.
   virtual void abandon(TransferRequest* req) = 0;
+  /// The shortest pipeline chunk worth its message on this transport, or 0 for no preference:
+  /// the ring all-reduce cuts its segments into chunks of PLEXUS_CHUNK_BYTES when that is set,
+  /// else of the default raised to this.
+  virtual size_t pipelineChunkBytes() const { return 0; }
   /// Ranks that transfers now in flight (sends and receives) are waiting for, ascending, for
   /// error messages: a timeout names who never answered. Empty when the transport does not
   /// track them.

@@ -10,7 +10,14 @@ f32 sum, out-of-place busbw) with PLEXUS_TRANSPORT=ofi on that provider (the rin
 cost model's choice on one node, shm, moves no bytes through the transport), and `fi_pingpong -e rdm
 -p PROVIDER -S SIZE` between two processes on 127.0.0.1 (libfabric-bin), whose MB/sec is the
 one-way rate of a message of SIZE bytes. Prints busbw / fi_pingpong per size (issue #5: the
-goal is >= 0.75 at >= 4 MiB). Providers: tcp (tcp;ofi_rxm) is what PLEXUS_TRANSPORT=ofi picks
+goal is >= 0.75 at >= 4 MiB).
+
+A third column is the pattern's own ceiling: `plexus-perf sendrecv` of SIZE/2 on the same
+provider, both ranks sending and receiving at once, with no reduction. A 2-rank all-reduce of
+SIZE bytes is two such exchanges (reduce-scatter, all-gather) plus the reduction of SIZE/2, so
+its busbw cannot pass the exchange's per-direction rate; fi_pingpong has one message in flight
+and never loads both directions (on 2 cores, loopback TCP's copies in both directions share the
+two cores). Providers: tcp (tcp;ofi_rxm) is what PLEXUS_TRANSPORT=ofi picks
 here; shm (PLEXUS_OFI_PROVIDER=shm) is faster on one host but not the default (README, Known
 issues: it livelocks on a truncated message).
 """
@@ -41,10 +48,10 @@ def plexus_env(provider):
     return env
 
 
-def run_plexus(build, provider, lo, hi):
+def run_plexus(build, provider, lo, hi, collective="allreduce"):
+    algo = ["-a", "ring"] if collective == "allreduce" else []
     cmd = [os.path.join(build, "plexusrun"), "-n", "2", os.path.join(build, "plexus-perf"),
-           "allreduce", "-a", "ring", "-b", str(lo), "-e", str(hi), "-f", "4", "-n", "20", "-w",
-           "3"]
+           collective] + algo + ["-b", str(lo), "-e", str(hi), "-f", "4", "-n", "20", "-w", "3"]
     out = subprocess.run(cmd, env=plexus_env(provider), capture_output=True, text=True,
                          timeout=600)
     if out.returncode != 0:
@@ -84,13 +91,17 @@ def main():
         sizes.append(s)
         s *= 4
     providers = args.providers.split(",")
-    best = {(p, tool): {} for p in providers for tool in ("plexus", "pingpong")}
+    tools = ("plexus", "exchange", "pingpong")
+    best = {(p, tool): {} for p in providers for tool in tools}
     port = 47600
     for r in range(args.rounds):
         for p in providers:
             for size, bw in run_plexus(args.build, p, lo, hi).items():
                 cur = best[(p, "plexus")]
                 cur[size] = max(cur.get(size, 0.0), bw)
+            for half, bw in run_plexus(args.build, p, lo // 2, hi // 2, "sendrecv").items():
+                cur = best[(p, "exchange")]
+                cur[2 * half] = max(cur.get(2 * half, 0.0), bw)
             for size in sizes:
                 port += 1
                 bw = run_pingpong(p, size, port)
@@ -99,18 +110,22 @@ def main():
         print("# round %d/%d done (load %s)" % (r + 1, args.rounds,
                                                  os.getloadavg()[0]), flush=True)
     print("# 2 ranks, f32 sum; best of %d interleaved rounds; GB/s" % args.rounds)
-    print("%-9s %10s %14s %16s %8s" % ("provider", "bytes", "plexus busbw", "fi_pingpong",
-                                      "ratio"))
+    print("%-9s %10s %14s %16s %8s %14s %10s" % ("provider", "bytes", "plexus busbw",
+                                                 "fi_pingpong", "ratio", "exchange/2",
+                                                 "/exchange"))
     worst = None
     for p in providers:
         for size in sizes:
             a, b = best[(p, "plexus")].get(size), best[(p, "pingpong")].get(size)
+            x = best[(p, "exchange")].get(size)
             if a is None or not b:
                 continue
             ratio = a / b
             worst = ratio if worst is None else min(worst, ratio)
-            print("%-9s %10d %14.2f %16.2f %8.2f" % (p, size, a, b, ratio))
-    print("# worst ratio %.2f (goal >= 0.75)" % (worst or 0.0))
+            print("%-9s %10d %14.2f %16.2f %8.2f %14s %10s" % (
+                p, size, a, b, ratio, "%.2f" % x if x else "-", "%.2f" % (a / x) if x else "-"))
+    print("# worst ratio %.2f (goal >= 0.75); exchange/2: plexus-perf sendrecv of bytes/2, "
+          "both directions at once, GB/s per direction" % (worst or 0.0))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,32 @@
+// Config::fromEnv: the pipeline chunk and whether the user chose it.
+#include "src/config.h"
+
+#include <gtest/gtest.h>
+
+#include "src/bootstrap/launch_env.h"
+
+namespace plexus {
+namespace {
+
+TEST(Config, ThePipelineChunkIsTheDefaultUntilTheUserSetsIt) {
+  auto cfg = Config::fromEnv(bootstrap::mapEnv({}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().toString();
+  EXPECT_EQ(cfg->chunkBytes, size_t{256} << 10);
+  EXPECT_FALSE(cfg->chunkBytesExplicit);  // transports may raise it
+  cfg = Config::fromEnv(bootstrap::mapEnv({{"PLEXUS_CHUNK_BYTES", "64k"}}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().toString();
+  EXPECT_EQ(cfg->chunkBytes, size_t{64} << 10);
+  EXPECT_TRUE(cfg->chunkBytesExplicit);  // kept as set, below any transport's wish
+}
+
+TEST(Config, APipelineChunkOutOfRangeIsRejectedWithTheVariableNamed) {
+  for (const char* bad : {"512", "2g", "lots"}) {
+    auto cfg = Config::fromEnv(bootstrap::mapEnv({{"PLEXUS_CHUNK_BYTES", bad}}));
+    ASSERT_FALSE(cfg.ok()) << bad;
+    EXPECT_NE(cfg.status().message().find("PLEXUS_CHUNK_BYTES"), std::string::npos)
+        << cfg.status().toString();
+  }
+}
+
+}  // namespace
+}  // namespace plexus
