@@ -3,9 +3,11 @@
 
 On the same ranks and sizes it runs plexus-perf (under plexusrun), MPI_Allreduce (Open MPI,
 mpirun), Gloo's ring_chunked and halving_doubling (under plexusrun), the raw transport ceiling
-(ucx_perftest ucp_put_bw and tag_bw between two processes on this host) and memcpy (numpy), then
-prints a ratio table with PASS/FAIL against issue #3's targets, writes build/compare/compare.json
-and PNG plots of busbw and latency against message size.
+(ucx_perftest ucp_put_bw and tag_bw between two processes on this host), memcpy (numpy) and the
+memory ceiling (every rank's process copying its own buffer at once, from 1 MiB: no all-reduce
+moves less memory), then prints a ratio table with PASS/FAIL against issue #3's targets (naming
+the sizes where a target asks for more than the memory ceiling), writes
+build/compare/compare.json and PNG plots of busbw and latency against message size.
 
 Noise: the machine is shared, so every tool runs once per round, rounds are interleaved
 (plexus, mpi, gloo, ucx, memcpy, then again), and each tool's best round counts at each size: a
@@ -19,6 +21,7 @@ Run with Debian's /usr/bin/python3 (it has numpy and matplotlib).
 
 import argparse
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -34,6 +37,11 @@ KIB, MIB = 1 << 10, 1 << 20
 TINY_MAX = 4 * KIB     # sizes up to here take about a microsecond: many more iterations
 SMALL_MAX = 512 * KIB  # sizes up to here are latency-bound: more iterations
 UCX_MIN = 64 * KIB     # ucx_perftest below this measures message rate, not bandwidth
+# From here on, every rank copying its own buffer at once bounds what an all-reduce can reach: it
+# must read each rank's input and write each rank's output at least once, the least memory
+# traffic there is, with nothing to synchronise. Below it a copy takes a few us, of which
+# Python's call is too large a part for a bound.
+MEMORY_CEILING_MIN = 1 * MIB
 
 
 def sweep_sizes(factor, lo=8, hi=64 * MIB):
@@ -148,23 +156,37 @@ class Runner:
 
     def run_memcpy(self):
         for size in self.sizes:
-            src = np.ones(size, dtype=np.uint8)
-            dst = np.empty_like(src)
-            reps = max(5, min(2000, (64 * MIB) // size))
+            src, dst = page_aligned(size, 1), page_aligned(size, 0)
+            best = min(copy_seconds(src, dst, copy_reps(size)) for _ in range(3))
+            self.record("memcpy", size, best * 1e6, size / best / 1e9)
+
+    def run_memcpy_ranks(self):
+        """The memory ceiling: every rank copies its own `size` bytes at once (see
+        MEMORY_CEILING_MIN). Recorded as the busbw an all-reduce of that time would have."""
+        n = self.args.ranks
+        factor = 2.0 * (n - 1) / n
+        ctx = multiprocessing.get_context("fork")
+        for size in (s for s in self.sizes if s >= MEMORY_CEILING_MIN):
             best = float("inf")
             for _ in range(3):
-                t0 = time.perf_counter()
-                for _ in range(reps):
-                    np.copyto(dst, src)
-                best = min(best, (time.perf_counter() - t0) / reps)
-            self.record("memcpy", size, best * 1e6, size / best / 1e9)
+                barrier, queue = ctx.Barrier(n), ctx.Queue()
+                procs = [ctx.Process(target=concurrent_copy, args=(size, barrier, queue))
+                         for _ in range(n)]
+                for p in procs:
+                    p.start()
+                slowest = max(queue.get(timeout=120) for _ in procs)
+                for p in procs:
+                    p.join()
+                best = min(best, slowest)
+            self.record("memcpy_ranks", size, best * 1e6, size / best / 1e9 * factor)
 
     def run_all(self):
         tools = [("plexus", self.run_plexus), ("mpi", self.run_mpi),
                  ("gloo ring_chunked", lambda: self.run_gloo("ring_chunked")),
                  ("gloo halving_doubling", lambda: self.run_gloo("halving_doubling")),
                  ("ucx put_bw", lambda: self.run_ucx("ucp_put_bw")),
-                 ("ucx tag_bw", lambda: self.run_ucx("tag_bw")), ("memcpy", self.run_memcpy)]
+                 ("ucx tag_bw", lambda: self.run_ucx("tag_bw")), ("memcpy", self.run_memcpy),
+                 ("memcpy, every rank", self.run_memcpy_ranks)]
         for r in range(self.args.rounds):
             for name, fn in tools:
                 cores = core_link(self.args.build)
@@ -173,6 +195,35 @@ class Runner:
                 print("# round %d/%d  %-22s %6.1f s  load %.2f  core hand-off before: %s" %
                       (r + 1, self.args.rounds, name, time.time() - t0, os.getloadavg()[0],
                        cores), flush=True)
+
+
+def page_aligned(size, fill):
+    """`size` bytes at the start of a page: numpy's own buffers land at any offset, and a copy
+    between two that sit a few bytes apart modulo 4 KiB ran at 2.3-2.9 GB/s instead of ~30 (4K
+    aliasing of loads and stores) at 128-256 KiB."""
+    raw = np.full(size + 4096, fill, dtype=np.uint8)
+    at = -raw.ctypes.data % 4096
+    return raw[at:at + size]
+
+
+def copy_reps(size):
+    return max(5, min(2000, (64 * MIB) // size))
+
+
+def copy_seconds(src, dst, reps):
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        np.copyto(dst, src)
+    return (time.perf_counter() - t0) / reps
+
+
+def concurrent_copy(size, barrier, queue):
+    """One of run_memcpy_ranks' processes: seconds per copy of its own buffers, timed from a
+    barrier shared with the others."""
+    src, dst = page_aligned(size, 1), page_aligned(size, 0)
+    np.copyto(dst, src)  # the pages exist before the clock starts
+    barrier.wait()
+    queue.put(copy_seconds(src, dst, copy_reps(size)))
 
 
 def free_port():

@@ -11,11 +11,12 @@ import time
 KIB, MIB = 1 << 10, 1 << 20
 
 TOOLS = ["plexus", "mpi", "gloo_ring_chunked", "gloo_halving_doubling", "ucx_put_bw",
-         "ucx_tag_bw", "memcpy"]
+         "ucx_tag_bw", "memcpy", "memcpy_ranks"]
 COLLECTIVES = TOOLS[:4]
 LABELS = {"plexus": "Plexus", "mpi": "Open MPI", "gloo_ring_chunked": "Gloo ring_chunked",
           "gloo_halving_doubling": "Gloo halving_doubling", "ucx_put_bw": "UCX put (1 pair)",
-          "ucx_tag_bw": "UCX tag (1 pair)", "memcpy": "memcpy"}
+          "ucx_tag_bw": "UCX tag (1 pair)", "memcpy": "memcpy",
+          "memcpy_ranks": "memory ceiling (every rank copies at once)"}
 
 
 def best(results, tool, size):
@@ -50,10 +51,11 @@ def fmt(v, spec="%7.2f", width=7):
 
 
 def print_table(results, sizes):
-    print("\n# busbw in GB/s (UCX and memcpy: one-way bytes/s); ratios are Plexus over the peer")
-    print("# %6s %7s %7s %7s %7s %7s %7s %7s | %6s %6s %6s | %9s %9s %6s" %
-          ("size", "plexus", "mpi", "gloo_rc", "gloo_hd", "ucx_put", "ucx_tag", "memcpy", "xMPI",
-           "xGloo", "/put", "plexus_us", "mpi_us", "t/MPI"))
+    print("\n# busbw in GB/s (UCX and memcpy: one-way bytes/s; ceiling: the busbw of an all-reduce"
+          " as fast as every rank copying its buffer at once); ratios are Plexus over the peer")
+    print("# %6s %7s %7s %7s %7s %7s %7s %7s %7s | %6s %6s %6s | %9s %9s %6s" %
+          ("size", "plexus", "mpi", "gloo_rc", "gloo_hd", "ucx_put", "ucx_tag", "memcpy",
+           "ceiling", "xMPI", "xGloo", "/put", "plexus_us", "mpi_us", "t/MPI"))
     for size in sizes:
         bw = [busbw(results, t, size) for t in TOOLS]
         p, m = best(results, "plexus", size), best(results, "mpi", size)
@@ -67,24 +69,37 @@ def print_table(results, sizes):
             fmt(ratio(p["time_us"], m["time_us"]) if p and m else None, "%6.2f", 6)))
 
 
-def check_all(name, sizes, value, want, cmp):
-    """One target over `sizes`: (name, passed, detail). A size without data fails it."""
-    bad, worst = [], None
+def check_all(name, sizes, value, want, cmp, need=None, ceiling=None):
+    """One target over `sizes`: (name, passed, detail). A size without data fails it. With
+    `need` (the busbw the target asks of Plexus at a size) and `ceiling` (the memory ceiling's
+    busbw there), the failing sizes where the target asks for more than the ceiling are named:
+    no all-reduce can reach it there."""
+    bad, worst, beyond = [], None, []
     for size in sizes:
         v = value(size)
         if v is None or not cmp(v, want):
             bad.append("%s=%s" % (human(size), "n/a" if v is None else "%.2f" % v))
+            n, c = (need(size), ceiling(size)) if need and ceiling else (None, None)
+            if n and c and n > c:
+                beyond.append("%s (needs %.2f, ceiling %.2f)" % (human(size), n, c))
         if v is not None:
             worst = v if worst is None or cmp(worst, v) else worst
     detail = ("worst %.2f" % worst if worst is not None else "no data") + (
-        "; failing at " + ", ".join(bad) if bad else "")
-    return {"target": name, "pass": not bad and bool(sizes), "detail": detail}
+        "; failing at " + ", ".join(bad) if bad else "") + (
+        "; above the memory ceiling at " + ", ".join(beyond) if beyond else "")
+    return {"target": name, "pass": not bad and bool(sizes), "detail": detail,
+            "above_ceiling": beyond}
 
 
 def evaluate(results, ranks, sizes):
     """Issue #3's targets for this rank count."""
     ge, le = (lambda v, w: v >= w), (lambda v, w: v <= w)
     plex = lambda s: busbw(results, "plexus", s)
+    ceiling = lambda s: busbw(results, "memcpy_ranks", s)
+
+    def times(factor, peer):
+        return lambda s: factor * peer(s) if peer(s) else None
+
     if ranks == 2:
         mid = [s for s in sizes if MIB <= s <= 64 * MIB]
         big = [s for s in sizes if s >= 4 * MIB]
@@ -96,16 +111,20 @@ def evaluate(results, ranks, sizes):
 
         return [
             check_all("busbw >= 1.5x Open MPI, 1M..64M", mid,
-                      lambda s: ratio(plex(s), busbw(results, "mpi", s)), 1.5, ge),
+                      lambda s: ratio(plex(s), busbw(results, "mpi", s)), 1.5, ge,
+                      times(1.5, lambda s: busbw(results, "mpi", s)), ceiling),
             check_all("busbw >= 5x Gloo (best algorithm), 1M..64M", mid,
-                      lambda s: ratio(plex(s), gloo_best(results, s)), 5.0, ge),
+                      lambda s: ratio(plex(s), gloo_best(results, s)), 5.0, ge,
+                      times(5.0, lambda s: gloo_best(results, s)), ceiling),
             check_all("busbw >= 0.75x UCX put, >= 4M", big,
-                      lambda s: ratio(plex(s), busbw(results, "ucx_put_bw", s)), 0.75, ge),
+                      lambda s: ratio(plex(s), busbw(results, "ucx_put_bw", s)), 0.75, ge,
+                      times(0.75, lambda s: busbw(results, "ucx_put_bw", s)), ceiling),
             check_all("8 B latency <= 1.2x Open MPI", lat, lat_ratio, 1.2, le),
         ]
     ge64k = [s for s in sizes if s >= 64 * KIB]
     return [check_all("busbw >= Open MPI, >= 64K (%d ranks)" % ranks, ge64k,
-                      lambda s: ratio(plex(s), busbw(results, "mpi", s)), 1.0, ge)]
+                      lambda s: ratio(plex(s), busbw(results, "mpi", s)), 1.0, ge,
+                      times(1.0, lambda s: busbw(results, "mpi", s)), ceiling)]
 
 
 def print_targets(targets):
@@ -136,14 +155,16 @@ def plot(results, sizes, ranks, out):
 
     paths = []
     for kind, tools, key, ylabel in (
-            ("busbw", TOOLS, "busbw", "busbw (GB/s); UCX, memcpy: one-way GB/s"),
+            ("busbw", TOOLS, "busbw",
+             "busbw (GB/s); UCX, memcpy: one-way GB/s; ceiling: see the table"),
             ("latency", COLLECTIVES, "time_us", "time per all-reduce (us)")):
         fig, ax = plt.subplots(figsize=(8, 5))
         for tool in tools:
             pts = [(s, best(results, tool, s)) for s in sizes]
             pts = [(s, b[key]) for s, b in pts if b]
             if pts:
-                style = "--" if tool in ("ucx_put_bw", "ucx_tag_bw", "memcpy") else "-"
+                style = "--" if tool in ("ucx_put_bw", "ucx_tag_bw", "memcpy",
+                                         "memcpy_ranks") else "-"
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o",
                         markersize=3, label=LABELS[tool])
         ax.set_xscale("log", base=2)
