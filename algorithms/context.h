@@ -112,10 +112,10 @@ class CollectiveContext {
   uint64_t sequence_ = 0;
   TagSpace space_ = TagSpace::kCollective;
   const char* opName_ = "";
-  // True once `now` is past the deadline, which the first call of a collective sets to `now`
-  // + timeout_: a precise clock read costs ~25 ns under KVM (8% of a 2-rank 8 B all-reduce,
-  // where no wait lasts long enough to read the clock), and no wait ends sooner than the timeout
-  // after the collective began to wait.
+  // True once `now` is past the deadline, which the collective's first call here sets to `now`
+  // + timeout_ (its first clock read in a wait): a precise clock read costs ~25 ns under KVM
+  // (8% of a 2-rank 8 B all-reduce, where no wait lasts long enough to read the clock), and no
+  // wait ends sooner than the timeout after the collective began to wait.
   bool pastDeadline(std::chrono::steady_clock::time_point now) {
     if (deadline_ == kNoDeadlineYet) deadline_ = now + timeout_;
     return now >= deadline_;
