@@ -54,44 +54,52 @@ std::shared_ptr<WorkState> ProgressEngine::submit(Task task) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back({std::move(task), work});
-    wake = !driving_;  // a driver drains the queue before it lets go
+    queued_.fetch_add(1, std::memory_order_seq_cst);
+    // An inline driver that lets go after this sees queued_ and wakes the thread itself; the
+    // thread, when it drives, drains the queue before it lets go.
+    wake = !driving_.load(std::memory_order_seq_cst);
   }
   if (wake) cv_.notify_one();
   return work;
 }
 
 bool ProgressEngine::tryBecomeDriver() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (driving_ || !queue_.empty()) return false;
-  driving_ = true;
-  return true;
+  if (queued_.load(std::memory_order_seq_cst) != 0) return false;  // keep the order of calls
+  bool idle = false;
+  return driving_.compare_exchange_strong(idle, true, std::memory_order_seq_cst);
 }
 
 void ProgressEngine::releaseDriver() {
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    driving_ = false;
-    wake = !queue_.empty();  // something was queued while we drove inline
+  driving_.store(false, std::memory_order_seq_cst);
+  if (queued_.load(std::memory_order_seq_cst) != 0) {
+    // Something was queued while we drove inline. Taking the mutex orders this wake-up after
+    // the thread's check of driving_ (or before it), so it cannot be lost.
+    { std::lock_guard<std::mutex> lock(mu_); }
+    cv_.notify_one();
   }
-  if (wake) cv_.notify_one();
 }
 
 void ProgressEngine::loop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return (stop_ || !queue_.empty()) && !driving_; });
+    cv_.wait(lock, [this] {
+      return (stop_ || !queue_.empty()) && !driving_.load(std::memory_order_seq_cst);
+    });
     if (queue_.empty()) return;  // stopping, and nothing left to run
-    driving_ = true;
+    bool idle = false;
+    if (!driving_.compare_exchange_strong(idle, true, std::memory_order_seq_cst)) {
+      continue;  // an inline call got in first; it wakes us when it lets go
+    }
     while (!queue_.empty()) {
       Queued item = std::move(queue_.front());
       queue_.pop_front();
+      queued_.fetch_sub(1, std::memory_order_seq_cst);
       lock.unlock();
       Status s = item.task();
       item.work->finish(std::move(s));
       lock.lock();
     }
-    driving_ = false;
+    driving_.store(false, std::memory_order_seq_cst);
   }
 }
 

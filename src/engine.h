@@ -5,8 +5,10 @@
 // that finds the engine idle (nothing queued, nobody driving) runs inline on the calling thread
 // instead: this saves two thread hand-offs per call, which cost more than a small message, and
 // leaves one thread per rank on the cores when ranks outnumber cores. Either way exactly one
-// thread drives the transport at any time (the `driving_` flag, under `mu_`), and order is kept:
-// an inline call only happens when nothing issued earlier is pending.
+// thread drives the transport at any time (whoever turns the atomic `driving_` from false to
+// true), and order is kept: an inline call only happens when nothing issued earlier is queued
+// (`queued_`). The inline path takes no lock (two uncontended lock/unlock pairs were ~15 ns of a
+// 0.3 us 2-rank 8 B all-reduce); the queue and the thread's sleep stay under `mu_`.
 //
 // Waiting. The background thread sleeps on a condition variable while the queue is empty; a
 // thread waiting for a Work spins briefly, then sleeps (see WorkState).
@@ -80,8 +82,9 @@ class ProgressEngine {
   const std::chrono::microseconds spin_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Queued> queue_;
-  bool driving_ = false;
+  std::deque<Queued> queue_;       // under mu_
+  std::atomic<size_t> queued_{0};  // queue_.size(), changed under mu_
+  std::atomic<bool> driving_{false};
   bool stop_ = false;
   std::thread thread_;
 };

@@ -211,6 +211,38 @@ TEST(Communicator, AsyncCallsKeepIssueOrderWithBlockingOnes) {
   }));
 }
 
+// The engine hands the driver between inline (blocking) calls and its thread (async ones)
+// without a lock on the inline path: many short alternations must neither lose a wake-up (a
+// hang) nor run a call before one issued earlier (wrong sums below).
+TEST(Communicator, AlternatingAsyncAndBlockingCallsNeitherHangNorReorder) {
+  ASSERT_TRUE(runWorld(2, [](Communicator& comm) {
+    constexpr int kRounds = 400;
+    std::vector<int64_t> async(kRounds), blocking(kRounds);
+    std::vector<Work> works;
+    for (int round = 0; round < kRounds; ++round) {
+      async[round] = comm.rank() + round;
+      auto w =
+          comm.allReduceAsync(&async[round], &async[round], 1, DataType::kInt64, ReduceOp::kSum);
+      ASSERT_TRUE(w.ok()) << w.status().toString();
+      works.push_back(*w);
+      blocking[round] = comm.rank() * round;
+      ASSERT_TRUE(
+          comm.allReduce(&blocking[round], &blocking[round], 1, DataType::kInt64, ReduceOp::kMax)
+              .ok());
+      // The blocking call ran after the async one issued before it.
+      ASSERT_TRUE(works.back().test()) << "round " << round;
+      if (round % 3 == 0) {
+        ASSERT_TRUE(works.back().wait().ok());
+      }
+    }
+    for (auto& w : works) ASSERT_TRUE(w.wait().ok());
+    for (int round = 0; round < kRounds; ++round) {
+      EXPECT_EQ(async[round], 2 * round + 1) << "round " << round;
+      EXPECT_EQ(blocking[round], round) << "round " << round;
+    }
+  }));
+}
+
 TEST(Communicator, WorkWaitTimesOutThenCompletes) {
   ASSERT_TRUE(runWorld(2, [](Communicator& comm) {
     if (comm.rank() == 1) {
