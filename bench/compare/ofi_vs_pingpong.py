@@ -17,7 +17,15 @@ provider, both ranks sending and receiving at once, with no reduction. A 2-rank 
 SIZE bytes is two such exchanges (reduce-scatter, all-gather) plus the reduction of SIZE/2, so
 its busbw cannot pass the exchange's per-direction rate; fi_pingpong has one message in flight
 and never loads both directions (on 2 cores, loopback TCP's copies in both directions share the
-two cores). Providers: tcp (tcp;ofi_rxm) is what PLEXUS_TRANSPORT=ofi picks
+two cores).
+
+A fourth is that ceiling without Plexus: `plexus-fi-exchange` (bench/compare/fi_exchange.cc),
+two processes on raw libfabric with the provider Plexus picks, both sending and receiving SIZE/2
+at once (as one message, and as 1 MiB messages all posted together; the better counts). Any
+2-rank all-reduce sends S bytes each way (reduce-scatter S/2, all-gather S/2): with both
+directions loaded it cannot pass that rate, and with one direction at a time it cannot pass half
+of fi_pingpong. So max(raw exchange, pingpong/2) / fi_pingpong is the highest ratio the link
+allows; the table prints it as "limit". Providers: tcp (tcp;ofi_rxm) is what PLEXUS_TRANSPORT=ofi picks
 here; shm (PLEXUS_OFI_PROVIDER=shm) is faster on one host but not the default (README, Known
 issues: it livelocks on a truncated message).
 """
@@ -60,6 +68,26 @@ def run_plexus(build, provider, lo, hi, collective="allreduce"):
             for m in map(ROW.match, out.stdout.splitlines()) if m}
 
 
+def run_raw_exchange(build, provider, lo, hi):
+    """Per-direction GB/s of plexus-fi-exchange at lo..hi (x4), best of one message and 1 MiB
+    messages."""
+    best = {}
+    for chunk in ("0", "1M"):
+        cmd = [os.path.join(build, "plexus-fi-exchange"), "-b", str(lo), "-e", str(hi), "-f",
+               "4", "-n", "20", "-c", chunk]
+        out = subprocess.run(cmd, env=plexus_env(provider), capture_output=True, text=True,
+                             timeout=600)
+        if out.returncode != 0:
+            sys.exit("plexus-fi-exchange failed (%d):\n%s%s" % (out.returncode, out.stdout,
+                                                                 out.stderr))
+        for line in out.stdout.splitlines():
+            cols = line.split()
+            if len(cols) == 3 and cols[0].isdigit():
+                size = int(cols[0])
+                best[size] = max(best.get(size, 0.0), float(cols[2]))
+    return best
+
+
 def run_pingpong(provider, size, port):
     iters = str(max(10, min(200, (256 << 20) // size)))
     args = ["fi_pingpong", "-e", "rdm", "-p", provider, "-S", str(size), "-I", iters]
@@ -91,7 +119,7 @@ def main():
         sizes.append(s)
         s *= 4
     providers = args.providers.split(",")
-    tools = ("plexus", "exchange", "pingpong")
+    tools = ("plexus", "exchange", "raw", "pingpong")
     best = {(p, tool): {} for p in providers for tool in tools}
     port = 47600
     for r in range(args.rounds):
@@ -102,6 +130,9 @@ def main():
             for half, bw in run_plexus(args.build, p, lo // 2, hi // 2, "sendrecv").items():
                 cur = best[(p, "exchange")]
                 cur[2 * half] = max(cur.get(2 * half, 0.0), bw)
+            for half, bw in run_raw_exchange(args.build, p, lo // 2, hi // 2).items():
+                cur = best[(p, "raw")]
+                cur[2 * half] = max(cur.get(2 * half, 0.0), bw)
             for size in sizes:
                 port += 1
                 bw = run_pingpong(p, size, port)
@@ -110,23 +141,26 @@ def main():
         print("# round %d/%d done (load %s)" % (r + 1, args.rounds,
                                                  os.getloadavg()[0]), flush=True)
     print("# 2 ranks, f32 sum; best of %d interleaved rounds; GB/s" % args.rounds)
-    print("%-9s %10s %14s %16s %8s %14s %10s" % ("provider", "bytes", "plexus busbw",
-                                                 "fi_pingpong", "ratio", "exchange/2",
-                                                 "/exchange"))
+    print("%-9s %10s %12s %12s %7s %11s %8s %9s %8s %7s" % (
+        "provider", "bytes", "plexus", "fi_pingpong", "ratio", "exchange/2", "/exch",
+        "raw exch", "/raw", "limit"))
     worst = None
     for p in providers:
         for size in sizes:
             a, b = best[(p, "plexus")].get(size), best[(p, "pingpong")].get(size)
-            x = best[(p, "exchange")].get(size)
+            x, raw = best[(p, "exchange")].get(size), best[(p, "raw")].get(size)
             if a is None or not b:
                 continue
             ratio = a / b
             worst = ratio if worst is None else min(worst, ratio)
-            print("%-9s %10d %14.2f %16.2f %8.2f %14s %10s" % (
-                p, size, a, b, ratio, "%.2f" % x if x else "-", "%.2f" % (a / x) if x else "-"))
-    print("# worst ratio %.2f (goal >= 0.75); exchange/2: plexus-perf sendrecv of bytes/2, "
-          "both directions at once, GB/s per direction" % (worst or 0.0))
-
+            fmt = lambda v: "%.2f" % v if v else "-"
+            print("%-9s %10d %12.2f %12.2f %7.2f %11s %8s %9s %8s %7s" % (
+                p, size, a, b, ratio, fmt(x), fmt(x and a / x), fmt(raw), fmt(raw and a / raw),
+                fmt(raw and max(raw, b / 2) / b)))
+    print("# worst ratio %.2f (goal >= 0.75); GB/s busbw or per direction. exchange/2: "
+          "plexus-perf sendrecv of bytes/2, both directions at once; raw exch: the same on raw "
+          "libfabric (plexus-fi-exchange); limit: max(raw exch, fi_pingpong/2) / fi_pingpong, "
+          "the highest ratio any 2-rank all-reduce can reach on this link" % (worst or 0.0))
 
 if __name__ == "__main__":
     main()

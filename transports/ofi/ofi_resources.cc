@@ -1,9 +1,15 @@
 #include "transports/ofi/ofi_resources.h"
 
+#include <rdma/fi_cm.h>
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_eq.h>
 #include <rdma/fi_errno.h>
 
 #include <bit>
 #include <string_view>
+
+#include "src/log.h"
+#include "src/shm_region.h"
 
 namespace plexus::ofi {
 namespace {
@@ -101,6 +107,84 @@ StatusOr<InfoPtr> chooseProvider(const std::string& requested, int tagBits) {
   InfoPtr chosen(fi_dupinfo(best));
   if (chosen == nullptr) return internalError("ofi: fi_dupinfo failed");
   return chosen;
+}
+
+Status openEndpoint(const fi_info& constInfo, size_t avCount, bool waitFd, Endpoint* out) {
+  // libfabric takes fi_info by pointer to non-const but only reads it.
+  fi_info* info = const_cast<fi_info*>(&constInfo);
+  auto fail = [&](const char* call, int rc) {
+    return unavailable(std::string("ofi: ") + call + " failed for " + info->fabric_attr->prov_name +
+                       ": " + ofiError(rc));
+  };
+  Endpoint e;
+  fid_fabric* fabric = nullptr;
+  int rc = fi_fabric(info->fabric_attr, &fabric, nullptr);
+  if (rc != 0) return fail("fi_fabric", rc);
+  e.fabric.reset(fabric);
+  fid_domain* domain = nullptr;
+  rc = fi_domain(e.fabric.get(), info, &domain, nullptr);
+  if (rc != 0) return fail("fi_domain", rc);
+  e.domain.reset(domain);
+
+  // A wait fd lets an idle driver sleep in poll(); providers without one get polled with naps.
+  fi_cq_attr cqAttr{};
+  cqAttr.format = FI_CQ_FORMAT_TAGGED;
+  cqAttr.wait_obj = waitFd ? FI_WAIT_FD : FI_WAIT_NONE;
+  fid_cq* cq = nullptr;
+  rc = fi_cq_open(e.domain.get(), &cqAttr, &cq, nullptr);
+  if (rc != 0 && cqAttr.wait_obj != FI_WAIT_NONE) {
+    cqAttr.wait_obj = FI_WAIT_NONE;
+    rc = fi_cq_open(e.domain.get(), &cqAttr, &cq, nullptr);
+  }
+  if (rc != 0) return fail("fi_cq_open", rc);
+  e.cq.reset(cq);
+  if (cqAttr.wait_obj == FI_WAIT_FD && fi_control(&e.cq->fid, FI_GETWAIT, &e.waitFd) != 0) {
+    e.waitFd = -1;
+  }
+
+  fi_av_attr avAttr{};
+  avAttr.type =
+      info->domain_attr->av_type != FI_AV_UNSPEC ? info->domain_attr->av_type : FI_AV_TABLE;
+  avAttr.count = avCount;
+  fid_av* av = nullptr;
+  rc = fi_av_open(e.domain.get(), &avAttr, &av, nullptr);
+  if (rc != 0) return fail("fi_av_open", rc);
+  e.av.reset(av);
+
+  fid_ep* ep = nullptr;
+  rc = fi_endpoint(e.domain.get(), info, &ep, nullptr);
+  if (rc != 0) return fail("fi_endpoint", rc);
+  e.ep.reset(ep);
+  rc = fi_ep_bind(e.ep.get(), &e.cq->fid, FI_TRANSMIT | FI_RECV);
+  if (rc == 0) rc = fi_ep_bind(e.ep.get(), &e.av->fid, 0);
+  if (rc != 0) return fail("fi_ep_bind", rc);
+  if (isHostLocal(*info)) {
+    const int stale = removeStaleShmRegions();
+    if (stale > 0) {
+      PLEXUS_LOG(kInfo, "ofi: removed %d shm region(s) that exited processes left in /dev/shm",
+                 stale);
+    }
+    // shm names its /dev/shm region after the endpoint; the default name is the pid alone, so a
+    // region a killed process left behind made fi_enable fail with EBUSY for a later process
+    // with the same pid.
+    const std::string name = shmRegionName();
+    rc = fi_setname(&e.ep->fid, const_cast<char*>(name.c_str()), name.size() + 1);
+    if (rc != 0) return fail("fi_setname", rc);
+  }
+  rc = fi_enable(e.ep.get());
+  if (rc != 0) return fail("fi_enable", rc);
+
+  e.name.resize(256);
+  size_t len = e.name.size();
+  rc = fi_getname(&e.ep->fid, e.name.data(), &len);
+  if (rc == -FI_ETOOSMALL) {
+    e.name.resize(len);
+    rc = fi_getname(&e.ep->fid, e.name.data(), &len);
+  }
+  if (rc != 0) return fail("fi_getname", rc);
+  e.name.resize(len);
+  *out = std::move(e);
+  return okStatus();
 }
 
 std::string describeInfo(const fi_info& info) {

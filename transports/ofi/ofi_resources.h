@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "plexus/status.h"
 
@@ -26,6 +27,26 @@ struct InfoDeleter {
 };
 /// An fi_info list (or one duplicated entry).
 using InfoPtr = std::unique_ptr<fi_info, InfoDeleter>;
+
+/// One endpoint's libfabric objects, opened, bound and enabled: what the transport and the raw
+/// exchange benchmark (bench/compare/fi_exchange.cc) start from. Members close in reverse order
+/// of declaration (endpoint, AV, CQ, domain, fabric).
+struct Endpoint {
+  FidPtr<fid_fabric> fabric;
+  FidPtr<fid_domain> domain;
+  FidPtr<fid_cq> cq;  // FI_CQ_FORMAT_TAGGED
+  FidPtr<fid_av> av;
+  FidPtr<fid_ep> ep;
+  int waitFd = -1;            // the CQ's wait fd; -1 when the CQ must be polled
+  std::vector<uint8_t> name;  // fi_getname: what a peer inserts into its AV
+};
+
+/// Opens `info`'s fabric and domain, a tagged completion queue (with a wait fd when `waitFd`
+/// is asked for and the provider has one), an address vector for `avCount` peers and an
+/// endpoint bound to both, and enables it, into `*out`. shm endpoints get a name of their own
+/// (shmRegionName()) after stale regions of exited processes are removed. Unavailable naming
+/// the call that failed.
+Status openEndpoint(const fi_info& info, size_t avCount, bool waitFd, Endpoint* out);
 
 /// libfabric's text for a (positive or negative) fi_errno value.
 std::string ofiError(int code);

@@ -28,7 +28,6 @@
 namespace plexus {
 namespace {
 
-using ofi::FidPtr;
 using ofi::ofiError;
 
 // Tag layout on the wire: [sender rank: 16 bits][caller's tag: 48 bits], as in the UCX
@@ -87,7 +86,7 @@ class OfiTransport final : public Transport {
 
   const char* name() const override { return "ofi"; }
   std::string describe() const override {
-    return "ofi " + ofi::describeInfo(*info_) + (waitFd_ >= 0 ? ", wait fd" : ", polling");
+    return "ofi " + ofi::describeInfo(*info_) + (res_.waitFd >= 0 ? ", wait fd" : ", polling");
   }
   bool supportsMemory(MemoryKind kind) const override { return kind == MemoryKind::kHost; }
   // Every message past rxm's SAR limit (128 KiB) is a rendezvous (an RMA read the sender must
@@ -131,13 +130,8 @@ class OfiTransport final : public Transport {
   std::string hostName_ = localHostName();
   std::vector<uint8_t> address_;  // [name length][provider name][endpoint name]
   bool registerBuffers_ = false;
-  int waitFd_ = -1;
-  // Declaration order is teardown order reversed: registrations, endpoint, AV, CQ, domain.
-  FidPtr<fid_fabric> fabric_;
-  FidPtr<fid_domain> domain_;
-  FidPtr<fid_cq> cq_;
-  FidPtr<fid_av> av_;
-  FidPtr<fid_ep> ep_;
+  // Declaration order is teardown order reversed: registrations, then the endpoint's objects.
+  ofi::Endpoint res_;
   std::unique_ptr<ofi::MrCache> mrCache_;
   std::vector<std::unique_ptr<OfiOp>> ops_;  // pool: stable addresses, reused
   std::vector<OfiOp*> freeOps_;
@@ -168,86 +162,20 @@ class OfiConnection final : public Connection {
 };
 
 Status OfiTransport::open(int worldSize) {
-  auto fail = [&](const char* call, int rc) {
-    return unavailable(std::string("ofi: ") + call + " failed for " +
-                       info_->fabric_attr->prov_name + ": " + ofiError(rc));
-  };
-  fid_fabric* fabric = nullptr;
-  int rc = fi_fabric(info_->fabric_attr, &fabric, nullptr);
-  if (rc != 0) return fail("fi_fabric", rc);
-  fabric_.reset(fabric);
-  fid_domain* domain = nullptr;
-  rc = fi_domain(fabric_.get(), info_.get(), &domain, nullptr);
-  if (rc != 0) return fail("fi_domain", rc);
-  domain_.reset(domain);
-
-  // A wait fd lets an idle driver sleep in poll(); providers without one get polled with naps.
-  fi_cq_attr cqAttr{};
-  cqAttr.format = FI_CQ_FORMAT_TAGGED;
-  cqAttr.wait_obj = envOr("PLEXUS_OFI_WAIT", "fd") == "fd" ? FI_WAIT_FD : FI_WAIT_NONE;
-  fid_cq* cq = nullptr;
-  rc = fi_cq_open(domain_.get(), &cqAttr, &cq, nullptr);
-  if (rc != 0 && cqAttr.wait_obj != FI_WAIT_NONE) {
-    cqAttr.wait_obj = FI_WAIT_NONE;
-    rc = fi_cq_open(domain_.get(), &cqAttr, &cq, nullptr);
-  }
-  if (rc != 0) return fail("fi_cq_open", rc);
-  cq_.reset(cq);
-  if (cqAttr.wait_obj == FI_WAIT_FD && fi_control(&cq_->fid, FI_GETWAIT, &waitFd_) != 0) {
-    waitFd_ = -1;
-  }
-
-  fi_av_attr avAttr{};
-  avAttr.type =
-      info_->domain_attr->av_type != FI_AV_UNSPEC ? info_->domain_attr->av_type : FI_AV_TABLE;
-  avAttr.count = static_cast<size_t>(worldSize);
-  fid_av* av = nullptr;
-  rc = fi_av_open(domain_.get(), &avAttr, &av, nullptr);
-  if (rc != 0) return fail("fi_av_open", rc);
-  av_.reset(av);
-
-  fid_ep* ep = nullptr;
-  rc = fi_endpoint(domain_.get(), info_.get(), &ep, nullptr);
-  if (rc != 0) return fail("fi_endpoint", rc);
-  ep_.reset(ep);
-  rc = fi_ep_bind(ep_.get(), &cq_->fid, FI_TRANSMIT | FI_RECV);
-  if (rc == 0) rc = fi_ep_bind(ep_.get(), &av_->fid, 0);
-  if (rc != 0) return fail("fi_ep_bind", rc);
-  if (std::string(info_->fabric_attr->prov_name) == "shm") {
-    const int stale = removeStaleShmRegions();
-    if (stale > 0) {
-      PLEXUS_LOG(kInfo, "ofi: removed %d shm region(s) that exited processes left in /dev/shm",
-                 stale);
-    }
-    // shm names its /dev/shm region after the endpoint; the default name is the pid alone, so a
-    // region a killed process left behind made fi_enable fail with EBUSY for a later process
-    // with the same pid.
-    const std::string name = shmRegionName();
-    rc = fi_setname(&ep_->fid, const_cast<char*>(name.c_str()), name.size() + 1);
-    if (rc != 0) return fail("fi_setname", rc);
-  }
-  rc = fi_enable(ep_.get());
-  if (rc != 0) return fail("fi_enable", rc);
-
-  std::vector<uint8_t> name(256);
-  size_t len = name.size();
-  rc = fi_getname(&ep_->fid, name.data(), &len);
-  if (rc == -FI_ETOOSMALL) {
-    name.resize(len);
-    rc = fi_getname(&ep_->fid, name.data(), &len);
-  }
-  if (rc != 0) return fail("fi_getname", rc);
+  PLEXUS_TRY(ofi::openEndpoint(*info_, static_cast<size_t>(worldSize),
+                               envOr("PLEXUS_OFI_WAIT", "fd") == "fd", &res_));
+  const std::vector<uint8_t>& name = res_.name;
   std::string prov = info_->fabric_attr->prov_name;
   address_.push_back(static_cast<uint8_t>(prov.size()));
   address_.insert(address_.end(), prov.begin(), prov.end());
-  address_.insert(address_.end(), name.begin(), name.begin() + static_cast<ptrdiff_t>(len));
+  address_.insert(address_.end(), name.begin(), name.end());
 
   uint64_t mrMode = static_cast<uint64_t>(info_->domain_attr->mr_mode);
   registerBuffers_ = (mrMode & FI_MR_LOCAL) != 0 || envOr("PLEXUS_OFI_MR", "") == "always";
   size_t capacity = envOr("PLEXUS_OFI_MR_CACHE", "1") == "0" ? 0 : kMrCacheCapacity;
-  mrCache_ = std::make_unique<ofi::MrCache>(domain_.get(),
-                                            (mrMode & FI_MR_ENDPOINT) != 0 ? ep_.get() : nullptr,
-                                            (mrMode & FI_MR_PROV_KEY) != 0, capacity);
+  mrCache_ = std::make_unique<ofi::MrCache>(
+      res_.domain.get(), (mrMode & FI_MR_ENDPOINT) != 0 ? res_.ep.get() : nullptr,
+      (mrMode & FI_MR_PROV_KEY) != 0, capacity);
   return okStatus();
 }
 
@@ -267,7 +195,7 @@ StatusOr<std::unique_ptr<Connection>> OfiTransport::connect(int peerRank,
                            info_->fabric_attr->prov_name + "' (PLEXUS_OFI_PROVIDER)");
   }
   fi_addr_t addr = FI_ADDR_UNSPEC;
-  int n = fi_av_insert(av_.get(), address.data() + 1 + provLen, 1, &addr, 0, nullptr);
+  int n = fi_av_insert(res_.av.get(), address.data() + 1 + provLen, 1, &addr, 0, nullptr);
   if (n != 1) {
     return unavailable("ofi: cannot insert the address of rank " + std::to_string(peerRank) + ": " +
                        ofiError(n < 0 ? n : -FI_EINVAL));
@@ -338,11 +266,11 @@ Status OfiTransport::start(bool isRecv, int peer, fi_addr_t addr, const void* bu
 ssize_t OfiTransport::post(OfiOp* op) {
   void* desc = ofi::MrCache::desc(op->region);
   if (op->isRecv) {
-    return fi_trecv(ep_.get(), const_cast<void*>(op->buf), op->len, desc, FI_ADDR_UNSPEC,
+    return fi_trecv(res_.ep.get(), const_cast<void*>(op->buf), op->len, desc, FI_ADDR_UNSPEC,
                     op->wireTag, 0, &op->ctx);
   }
-  if (op->inject) return fi_tinject(ep_.get(), op->buf, op->len, op->addr, op->wireTag);
-  return fi_tsend(ep_.get(), op->buf, op->len, desc, op->addr, op->wireTag, &op->ctx);
+  if (op->inject) return fi_tinject(res_.ep.get(), op->buf, op->len, op->addr, op->wireTag);
+  return fi_tsend(res_.ep.get(), op->buf, op->len, desc, op->addr, op->wireTag, &op->ctx);
 }
 
 void OfiTransport::onPosted(OfiOp* op) {
@@ -367,7 +295,7 @@ bool OfiTransport::progress() {
   fi_cq_tagged_entry entries[kCqBatch];
   for (;;) {
     // With FI_PROGRESS_MANUAL providers (tcp, shm) this call is also what moves the data.
-    ssize_t n = fi_cq_read(cq_.get(), entries, kCqBatch);
+    ssize_t n = fi_cq_read(res_.cq.get(), entries, kCqBatch);
     if (n == -FI_EAVAIL) {
       readError();
       any = true;
@@ -390,7 +318,7 @@ bool OfiTransport::progress() {
 
 void OfiTransport::readError() {
   fi_cq_err_entry err{};
-  if (fi_cq_readerr(cq_.get(), &err, 0) < 0) return;
+  if (fi_cq_readerr(res_.cq.get(), &err, 0) < 0) return;
   if (err.op_context == nullptr) {
     PLEXUS_LOG(kWarn, "ofi: error without an operation: %s", ofiError(err.err).c_str());
     return;
@@ -404,7 +332,8 @@ void OfiTransport::readError() {
     complete(op, truncatedError(op->peer), 0);
   } else {
     char buf[256] = {};
-    const char* detail = fi_cq_strerror(cq_.get(), err.prov_errno, err.err_data, buf, sizeof(buf));
+    const char* detail =
+        fi_cq_strerror(res_.cq.get(), err.prov_errno, err.err_data, buf, sizeof(buf));
     std::string why =
         ofiError(err.err) + (detail != nullptr ? std::string(" (") + detail + ")" : "");
     int peer = op->peer;
@@ -460,7 +389,7 @@ void OfiTransport::cancel(TransferRequest* req) {
   }
   // The provider then reports FI_ECANCELED through the CQ, unless the operation already
   // completed (a send in flight usually cannot be cancelled; it completes normally).
-  fi_cancel(&ep_->fid, &op->ctx);
+  fi_cancel(&res_.ep->fid, &op->ctx);
 }
 
 void OfiTransport::abandon(TransferRequest* req) {
@@ -471,7 +400,7 @@ void OfiTransport::abandon(TransferRequest* req) {
   if (op->queued) {
     op->cancelled = true;
   } else {
-    fi_cancel(&ep_->fid, &op->ctx);  // best effort: a late message should not land in it
+    fi_cancel(&res_.ep->fid, &op->ctx);  // best effort: a late message should not land in it
   }
   req->handle = nullptr;
   req->owner = nullptr;
@@ -490,14 +419,14 @@ std::vector<int> OfiTransport::peersWithPendingTransfers() const {
 
 void OfiTransport::waitForEvent(std::chrono::microseconds timeout) {
   if (!backlog_.empty()) return;  // room comes back through progress(), not an event
-  if (waitFd_ < 0) {
+  if (res_.waitFd < 0) {
     std::this_thread::sleep_for(std::min<std::chrono::microseconds>(timeout, kNap));
     return;
   }
   // fi_trywait fails when completions are pending (or the provider must be polled first).
-  fid* fids[] = {&cq_->fid};
-  if (fi_trywait(fabric_.get(), fids, 1) != FI_SUCCESS) return;
-  pollfd pfd{waitFd_, POLLIN, 0};
+  fid* fids[] = {&res_.cq->fid};
+  if (fi_trywait(res_.fabric.get(), fids, 1) != FI_SUCCESS) return;
+  pollfd pfd{res_.waitFd, POLLIN, 0};
   timespec ts{static_cast<time_t>(timeout.count() / 1000000),
               static_cast<long>(timeout.count() % 1000000) * 1000};
   ::ppoll(&pfd, 1, &ts, nullptr);
