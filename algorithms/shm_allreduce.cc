@@ -92,6 +92,9 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
   ShmPieces pieces(*channel_, ctx, req, "shm all-reduce");
   const size_t elem = dataTypeSize(req.type), perPiece = pieces.slotBytes() / elem;
   const bool split = splitsTheReduction(n, req.bytes());
+  // 2 ranks, 8 B, interleaved runs with the cores sharing a cache: median 0.26 against 0.30 us
+  // through the slots (best 0.24 against 0.27); 4 ranks level (the scheduler rules there).
+  if (req.bytes() <= ShmPieces::kInlineBytes) pieces.inlineSlots();
   for (size_t at = 0; at < req.count; at += perPiece) {
     const size_t cnt = std::min(perPiece, req.count - at);
     const uint8_t* src = in + at * elem;

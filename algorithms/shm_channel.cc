@@ -50,6 +50,9 @@ struct alignas(kLine) ShmPieces::Flags {
   std::atomic<uint32_t> done;        // the last piece this rank has finished reading
   uint32_t unused;
   uint64_t call[2];  // describeCall() of the piece in each half
+  // A piece of at most kInlineBytes a rank, in each half, when the collective asked for it
+  // (inlineSlots()): it reaches the readers with the line that publishes it.
+  alignas(8) uint8_t inlined[2][ShmPieces::kInlineBytes];
 };
 
 size_t shmSlotBytes(int worldSize) {
@@ -89,6 +92,7 @@ ShmPieces::Flags& ShmPieces::flags(int rank) const {
 }
 
 uint8_t* ShmPieces::slot(int rank) const {
+  if (inline_) return flags(rank).inlined[half_];
   return base_ + kLine * (1 + static_cast<size_t>(n_)) +
          (half_ * static_cast<size_t>(n_) + static_cast<size_t>(rank)) * slot_;
 }

@@ -63,7 +63,16 @@ class ShmPieces {
   ShmPieces(ShmChannel& channel, CollectiveContext& ctx, const CollectiveRequest& request,
             const char* what);
 
+  /// The longest piece a rank's flag line carries itself (inlineSlots()).
+  static constexpr size_t kInlineBytes = 8;
+
   size_t slotBytes() const { return slot_; }
+  /// From now on, slot(r) is kInlineBytes inside rank r's flag line (in the current piece's
+  /// half) instead of in the slots: a piece that short reaches the readers with the flag that
+  /// publishes it, one cache line from each rank where a slot would be a second. Every rank of
+  /// the collective must choose the same; share() catches a rank whose call differs before
+  /// anything is read.
+  void inlineSlots() { inline_ = true; }
   /// Starts the next piece: waits until every rank has finished reading the half it uses.
   Status next();
   /// Rank `rank`'s slot in the current piece's half.
@@ -98,6 +107,7 @@ class ShmPieces {
   const char* what_;
   uint32_t k_ = 0;
   uint32_t half_ = 0;
+  bool inline_ = false;
 };
 
 }  // namespace plexus

@@ -95,11 +95,37 @@ TEST(Shm, RanksThatPassDifferentCountsGetInvalidArgument) {
       2,
       [](Communicator& comm) {
         std::vector<float> in(4096, 1.0f), out(4096);
-        const size_t count = comm.rank() == 0 ? 1000 : 3000;
-        Status s = comm.allReduce(in.data(), out.data(), count, DataType::kFloat32, ReduceOp::kSum);
-        EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.toString();
-        EXPECT_TRUE(mentions(s, "1000 elements of f32 sum")) << s.toString();
-        EXPECT_TRUE(mentions(s, "3000 elements of f32 sum")) << s.toString();
+        // 1000 and 3000 both go through the slots; 2 (8 B) rides in the flag line, 3 does not.
+        for (auto [a, b] : {std::pair<size_t, size_t>{1000, 3000}, {2, 3}}) {
+          const size_t count = comm.rank() == 0 ? a : b;
+          Status s =
+              comm.allReduce(in.data(), out.data(), count, DataType::kFloat32, ReduceOp::kSum);
+          EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.toString();
+          EXPECT_TRUE(mentions(s, std::to_string(a) + " elements of f32 sum")) << s.toString();
+          EXPECT_TRUE(mentions(s, std::to_string(b) + " elements of f32 sum")) << s.toString();
+        }
+      },
+      o));
+}
+
+// Pieces of up to 8 B travel in the flag lines, two halves of them: back-to-back calls, each
+// with its own values, must never read a half its writer has already refilled.
+TEST(Shm, BackToBackEightByteAllReducesEachSeeTheirOwnValues) {
+  WorldOptions o;
+  o.env["PLEXUS_ALGO"] = "allreduce:shm";
+  ASSERT_TRUE(runWorld(
+      3,
+      [](Communicator& comm) {
+        const int n = comm.size(), me = comm.rank();
+        for (int it = 0; it < 3000; ++it) {
+          const float in[2] = {static_cast<float>(me + it), static_cast<float>(me * it % 11)};
+          float out[2] = {};
+          ASSERT_TRUE(comm.allReduce(in, out, 2, DataType::kFloat32, ReduceOp::kSum).ok());
+          float second = 0;
+          for (int r = 0; r < n; ++r) second += static_cast<float>(r * it % 11);
+          ASSERT_EQ(out[0], static_cast<float>(n * it + n * (n - 1) / 2)) << "call " << it;
+          ASSERT_EQ(out[1], second) << "call " << it;
+        }
       },
       o));
 }
@@ -126,9 +152,10 @@ TEST(Shm, RanksThatCallDifferentCollectivesGetInvalidArgument) {
 
 // A rank that arrives long after the others finds them asleep on its flag (past the spin and
 // the yield window), and its store wakes them: every round's result is still right, whoever
-// was late, across pieces of a message longer than a slot, unsplit (16 KB, one piece) and split
-// (800 KB of f32: several 256 KiB pieces, so each half of the region is refilled), and with
-// the reduce-scatter and all-gather taking their pieces from the same sequence in between.
+// was late, across pieces of a message longer than a slot, in the flag lines (8 B), unsplit (16 KB,
+// one piece) and split (800 KB of f32: several 256 KiB pieces, so each half of the region is
+// refilled), and with the reduce-scatter and all-gather taking their pieces from the same sequence
+// in between.
 class ShmLate : public ::testing::TestWithParam<std::pair<int, size_t>> {};
 
 TEST_P(ShmLate, RanksWakeSleepingOnes) {
@@ -173,14 +200,13 @@ TEST_P(ShmLate, RanksWakeSleepingOnes) {
       o));
 }
 
-INSTANTIATE_TEST_SUITE_P(UnsplitAndSplit, ShmLate,
-                         ::testing::Values(std::pair<int, size_t>{3, 4000},
-                                           std::pair<int, size_t>{3, 200000},
-                                           std::pair<int, size_t>{5, 200000}),
-                         [](const auto& info) {
-                           return "n" + std::to_string(info.param.first) + "_count" +
-                                  std::to_string(info.param.second);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    UnsplitAndSplit, ShmLate,
+    ::testing::Values(std::pair<int, size_t>{3, 2}, std::pair<int, size_t>{3, 4000},
+                      std::pair<int, size_t>{3, 200000}, std::pair<int, size_t>{5, 200000}),
+    [](const auto& info) {
+      return "n" + std::to_string(info.param.first) + "_count" + std::to_string(info.param.second);
+    });
 
 // The region's name is gone from /dev/shm once the communicator is up (every rank has mapped
 // it), so not even a rank killed later leaves it behind.
