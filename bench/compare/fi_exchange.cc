@@ -92,22 +92,22 @@ class Side {
     const size_t step = chunk == 0 || chunk > bytes ? bytes : chunk;
     const size_t pieces = bytes == 0 ? 1 : (bytes + step - 1) / step;
     contexts_.resize(2 * pieces);
-    size_t expected = 0;
+    size_t expected = 0, done = 0;
     for (size_t i = 0; i < pieces && receiving; ++i, ++expected) {
       const size_t at = i * step, n = std::min(step, bytes - at);
-      post([&] {
+      post(done, [&] {
         return fi_trecv(ep_.ep.get(), recv_.data() + at, n, recvDesc_, peer_, kTag, 0,
                         &contexts_[i]);
       });
     }
     for (size_t i = 0; i < pieces && sending; ++i, ++expected) {
       const size_t at = i * step, n = std::min(step, bytes - at);
-      post([&] {
+      post(done, [&] {
         return fi_tsend(ep_.ep.get(), send_.data() + at, n, sendDesc_, peer_, kTag,
                         &contexts_[pieces + i]);
       });
     }
-    while (expected > 0) expected -= reap();
+    while (done < expected) done += reap();
   }
 
   void fill(uint8_t seed) {
@@ -137,17 +137,18 @@ class Side {
     return fi_mr_desc(mr);
   }
 
+  // Posts with `op`; while the provider has no room, drives it, counting what completes in `done`.
   template <typename Post>
-  void post(Post&& op) {
+  void post(size_t& done, Post&& op) {
     for (;;) {
       ssize_t rc = op();
       if (rc == 0) return;
       if (rc != -FI_EAGAIN) check(static_cast<int>(rc), "fi_tsend/fi_trecv");
-      pending_ += reap();  // the provider needs progress before it takes more
+      done += reap();
     }
   }
 
-  // Completions read now (and those read while posting), never blocking.
+  // How many operations completed since the last call; never blocks.
   size_t reap() {
     fi_cq_tagged_entry entries[16];
     ssize_t n = fi_cq_read(ep_.cq.get(), entries, 16);
@@ -157,9 +158,7 @@ class Side {
       die(std::string("completion error: ") + ofiError(err.err));
     }
     if (n != -FI_EAGAIN) check(static_cast<int>(n), "fi_cq_read");
-    size_t done = (n > 0 ? static_cast<size_t>(n) : 0) + pending_;
-    pending_ = 0;
-    return done;
+    return n > 0 ? static_cast<size_t>(n) : 0;
   }
 
   int sock_;
@@ -170,7 +169,6 @@ class Side {
   void* sendDesc_ = nullptr;
   void* recvDesc_ = nullptr;
   std::vector<fi_context2> contexts_;
-  size_t pending_ = 0;
 };
 
 struct Options {
