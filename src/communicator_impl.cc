@@ -642,7 +642,7 @@ Status CommunicatorImpl::asyncError() const {
   return firstError_;
 }
 
-Status CommunicatorImpl::run(const CollectiveRequest& req, const std::string& algorithm) {
+Status CommunicatorImpl::run(const CollectiveRequest& req, std::string_view algorithm) {
   PLEXUS_TRY(validate(req));
   auto algo = selector_->select(req, algorithm);
   PLEXUS_TRY(algo.status());
@@ -651,7 +651,7 @@ Status CommunicatorImpl::run(const CollectiveRequest& req, const std::string& al
 }
 
 StatusOr<Work> CommunicatorImpl::runAsync(const CollectiveRequest& req,
-                                          const std::string& algorithm) {
+                                          std::string_view algorithm) {
   PLEXUS_TRY(validate(req));
   auto algo = selector_->select(req, algorithm);
   PLEXUS_TRY(algo.status());

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "algorithms/algorithm.h"
@@ -67,9 +68,9 @@ class CommunicatorImpl {
   /// Validates `request` on the calling thread; InvalidArgument/Unimplemented say what is wrong.
   Status validate(const CollectiveRequest& request) const;
   /// Runs `request` with the algorithm named `algorithm` (empty: the selector's choice).
-  Status run(const CollectiveRequest& request, const std::string& algorithm = "");
+  Status run(const CollectiveRequest& request, std::string_view algorithm = {});
   /// Queues `request`; the Work finishes when it has run.
-  StatusOr<Work> runAsync(const CollectiveRequest& request, const std::string& algorithm = "");
+  StatusOr<Work> runAsync(const CollectiveRequest& request, std::string_view algorithm = {});
   /// The selector (for tools and tests).
   const Selector& selector() const { return *selector_; }
 

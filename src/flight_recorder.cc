@@ -19,13 +19,14 @@ void FlightRecorder::begin(uint64_t sequence, CollectiveKind kind, size_t bytes,
   r.bytes = bytes;
   r.algorithm = algorithm;
   r.start = start;
-  next_ = (next_ + 1) % ring_.size();
+  last_ = next_;
+  next_ = next_ + 1 == ring_.size() ? 0 : next_ + 1;
   if (count_ < ring_.size()) ++count_;
 }
 
 void FlightRecorder::end(uint64_t sequence, const Status& status) {
   if (count_ == 0) return;
-  FlightRecord& r = ring_[(next_ + ring_.size() - 1) % ring_.size()];  // the latest
+  FlightRecord& r = ring_[last_];
   if (r.sequence != sequence || r.state != FlightRecord::State::kRunning) return;
   r.state = status.ok() ? FlightRecord::State::kDone : FlightRecord::State::kFailed;
   r.code = status.code();

@@ -53,6 +53,7 @@ class FlightRecorder {
  private:
   std::vector<FlightRecord> ring_;
   size_t next_ = 0;   // slot of the next begin()
+  size_t last_ = 0;   // slot of the latest begin() (no division on the per-call path)
   size_t count_ = 0;  // slots filled, at most ring_.size()
 };
 

@@ -167,22 +167,21 @@ const Selector::TunedRange* Selector::tunedRange(CollectiveKind kind, size_t byt
   return nullptr;
 }
 
-StatusOr<Algorithm*> Selector::byName(const CollectiveRequest& req, const std::string& name,
+StatusOr<Algorithm*> Selector::byName(const CollectiveRequest& req, std::string_view name,
                                       const char* why) const {
   for (const auto& algo : *algorithms_) {
     if (algo->collective() != req.kind || name != algo->name()) continue;
     Status s = algo->supports(req, worldSize_);
-    if (!s.ok()) return s.withContext(std::string(why) + " '" + name + "'");
+    if (!s.ok()) return s.withContext(std::string(why) + " '" + std::string(name) + "'");
     logChoice(req, *algo, why);
     return algo.get();
   }
   return invalidArgument(std::string("no ") + collectiveName(req.kind) + " algorithm named '" +
-                         name + "' (" + why + "; known: " + knownNames(*algorithms_, req.kind) +
-                         ")");
+                         std::string(name) + "' (" + why +
+                         "; known: " + knownNames(*algorithms_, req.kind) + ")");
 }
 
-StatusOr<Algorithm*> Selector::select(const CollectiveRequest& req,
-                                      const std::string& forced) const {
+StatusOr<Algorithm*> Selector::select(const CollectiveRequest& req, std::string_view forced) const {
   if (!forced.empty()) return byName(req, forced, "forced by the caller");
   const size_t bytes = req.bytes();
   for (const AlgoRule& rule : rules_) {

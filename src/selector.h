@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "algorithms/algorithm.h"
@@ -58,7 +59,7 @@ class Selector {
   /// matching rule's, else the tuning table's when it covers the size and its algorithm can
   /// run the request, else the cheapest supported one. Logs the choice and the reason at INFO
   /// (once per collective and power-of-two size class). Thread-safe.
-  StatusOr<Algorithm*> select(const CollectiveRequest& request, const std::string& forced) const;
+  StatusOr<Algorithm*> select(const CollectiveRequest& request, std::string_view forced) const;
 
   const CostModel& model() const { return model_; }
   /// Drops the remembered cost-model choices: an algorithm's support or estimate changed (the
@@ -68,7 +69,7 @@ class Selector {
   const LoadedTuning* tuning() const { return tuning_.get(); }
 
  private:
-  StatusOr<Algorithm*> byName(const CollectiveRequest& request, const std::string& name,
+  StatusOr<Algorithm*> byName(const CollectiveRequest& request, std::string_view name,
                               const char* why) const;
   /// Logs the choice at INFO once per collective and size class; `reason` null: the cost
   /// model's explanation.

@@ -11,13 +11,12 @@ struct TypeName {
   DataType type;
   const char* name;
   const char* ncclName;
-  size_t size;
 };
 constexpr TypeName kTypes[] = {
-    {DataType::kFloat32, "f32", "float", 4}, {DataType::kFloat64, "f64", "double", 8},
-    {DataType::kFloat16, "f16", "half", 2},  {DataType::kBFloat16, "bf16", "bfloat16", 2},
-    {DataType::kInt8, "i8", "int8", 1},      {DataType::kUInt8, "u8", "uint8", 1},
-    {DataType::kInt32, "i32", "int32", 4},   {DataType::kInt64, "i64", "int64", 8},
+    {DataType::kFloat32, "f32", "float"}, {DataType::kFloat64, "f64", "double"},
+    {DataType::kFloat16, "f16", "half"},  {DataType::kBFloat16, "bf16", "bfloat16"},
+    {DataType::kInt8, "i8", "int8"},      {DataType::kUInt8, "u8", "uint8"},
+    {DataType::kInt32, "i32", "int32"},   {DataType::kInt64, "i64", "int64"},
 };
 constexpr const char* kOpNames[] = {"sum", "prod", "min", "max", "avg"};
 
@@ -25,12 +24,6 @@ constexpr const char* kOpNames[] = {"sum", "prod", "min", "max", "avg"};
 
 const char* versionString() { return "0.1.0"; }
 
-bool isValidDataType(DataType type) { return static_cast<unsigned>(type) < kNumDataTypes; }
-bool isValidReduceOp(ReduceOp op) { return static_cast<unsigned>(op) < kNumReduceOps; }
-
-size_t dataTypeSize(DataType type) {
-  return isValidDataType(type) ? kTypes[static_cast<int>(type)].size : 0;
-}
 const char* dataTypeName(DataType type) {
   return isValidDataType(type) ? kTypes[static_cast<int>(type)].name : "invalid";
 }

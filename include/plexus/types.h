@@ -39,12 +39,35 @@ enum class MemoryKind : uint8_t {
   kCuda = 1,
 };
 
-/// Bytes of one element of `type`; 0 for a value outside the enum.
-PLEXUS_API size_t dataTypeSize(DataType type);
+// The next three are inline: every collective call checks its arguments with them (an
+// out-of-line dataTypeSize alone was 9% of a 1-rank 8 B all-reduce's ~90 ns).
+
 /// True when `type` is one of the enumerators (guards against casts from integers).
-PLEXUS_API bool isValidDataType(DataType type);
+inline constexpr bool isValidDataType(DataType type) {
+  return static_cast<unsigned>(type) < static_cast<unsigned>(kNumDataTypes);
+}
 /// True when `op` is one of the enumerators.
-PLEXUS_API bool isValidReduceOp(ReduceOp op);
+inline constexpr bool isValidReduceOp(ReduceOp op) {
+  return static_cast<unsigned>(op) < static_cast<unsigned>(kNumReduceOps);
+}
+/// Bytes of one element of `type`; 0 for a value outside the enum.
+inline constexpr size_t dataTypeSize(DataType type) {
+  switch (type) {
+    case DataType::kInt8:
+    case DataType::kUInt8:
+      return 1;
+    case DataType::kFloat16:
+    case DataType::kBFloat16:
+      return 2;
+    case DataType::kFloat32:
+    case DataType::kInt32:
+      return 4;
+    case DataType::kFloat64:
+    case DataType::kInt64:
+      return 8;
+  }
+  return 0;
+}
 /// "f32", "f64", "f16", "bf16", "i8", "u8", "i32", "i64"; "invalid" otherwise.
 PLEXUS_API const char* dataTypeName(DataType type);
 /// "sum", "prod", "min", "max", "avg"; "invalid" otherwise.
