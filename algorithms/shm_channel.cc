@@ -43,16 +43,20 @@ std::atomic<uint32_t>& sleepersOf(uint8_t* base) {
 
 }  // namespace
 
-// What each rank publishes, one cache line per rank.
-struct alignas(kLine) ShmPieces::Flags {
-  std::atomic<uint32_t> filled[2];   // the last piece written to this rank's slot of each half
+// What each rank publishes about a half of the region, a cache line each: the piece it filled
+// its slot with, and a short piece's data itself (inlineSlots()), which so reaches the readers
+// with the line that publishes it.
+struct alignas(kLine) ShmPieces::Filled {
+  std::atomic<uint32_t> piece;  // the last piece written to this rank's slot of this half
+  uint32_t unused;
+  uint64_t call;  // describeCall() of that piece
+  uint8_t inlined[ShmPieces::kInlineBytes];
+};
+
+// How far each rank has got through the pieces after filling them, a cache line per rank.
+struct alignas(kLine) ShmPieces::Progress {
   std::atomic<uint32_t> reduced[2];  // the last piece whose second round this rank wrote
   std::atomic<uint32_t> done;        // the last piece this rank has finished reading
-  uint32_t unused;
-  uint64_t call[2];  // describeCall() of the piece in each half
-  // A piece of at most kInlineBytes a rank, in each half, when the collective asked for it
-  // (inlineSlots()): it reaches the readers with the line that publishes it.
-  alignas(8) uint8_t inlined[2][ShmPieces::kInlineBytes];
 };
 
 size_t shmSlotBytes(int worldSize) {
@@ -60,10 +64,12 @@ size_t shmSlotBytes(int worldSize) {
   return std::clamp(fit, kMinSlotBytes, kMaxSlotBytes);
 }
 
-// The region: [sleepers | pad][Flags × n][slot × n][slot × n].
+// The region: [sleepers | pad][(Filled, Filled, Progress) × n][slot × n][slot × n].
+constexpr size_t kLinesPerRank = 3;
+
 size_t shmRegionBytes(int worldSize) {
   const auto n = static_cast<size_t>(worldSize);
-  return kLine * (1 + n) + 2 * n * shmSlotBytes(worldSize);
+  return kLine * (1 + kLinesPerRank * n) + 2 * n * shmSlotBytes(worldSize);
 }
 
 Status ShmChannel::available(const char* algorithm, int worldSize) const {
@@ -86,14 +92,21 @@ ShmPieces::ShmPieces(ShmChannel& channel, CollectiveContext& ctx, const Collecti
   PLEXUS_CHECK(channel.region_->bytes == shmRegionBytes(n_));
 }
 
-ShmPieces::Flags& ShmPieces::flags(int rank) const {
-  static_assert(sizeof(Flags) == kLine);
-  return *reinterpret_cast<Flags*>(base_ + kLine * (1 + static_cast<size_t>(rank)));
+ShmPieces::Filled& ShmPieces::filled(int rank) const {
+  static_assert(sizeof(Filled) == kLine);
+  return *reinterpret_cast<Filled*>(
+      base_ + kLine * (1 + kLinesPerRank * static_cast<size_t>(rank) + half_));
+}
+
+ShmPieces::Progress& ShmPieces::progress(int rank) const {
+  static_assert(sizeof(Progress) == kLine);
+  return *reinterpret_cast<Progress*>(base_ +
+                                      kLine * (1 + kLinesPerRank * static_cast<size_t>(rank) + 2));
 }
 
 uint8_t* ShmPieces::slot(int rank) const {
-  if (inline_) return flags(rank).inlined[half_];
-  return base_ + kLine * (1 + static_cast<size_t>(n_)) +
+  if (inline_) return filled(rank).inlined;
+  return base_ + kLine * (1 + kLinesPerRank * static_cast<size_t>(n_)) +
          (half_ * static_cast<size_t>(n_) + static_cast<size_t>(rank)) * slot_;
 }
 
@@ -101,19 +114,19 @@ Status ShmPieces::next() {
   k_ = ++counter_;
   half_ = k_ & 1;
   for (int j = 0; j < n_; ++j) {
-    if (j != me_) PLEXUS_TRY(ctx_.waitShared(flags(j).done, k_ - 2, sleepersOf(base_), j));
+    if (j != me_) PLEXUS_TRY(ctx_.waitShared(progress(j).done, k_ - 2, sleepersOf(base_), j));
   }
   return okStatus();
 }
 
 Status ShmPieces::share() {
-  Flags& mine = flags(me_);
-  mine.call[half_] = call_;
-  CollectiveContext::publishShared(mine.filled[half_], k_, sleepersOf(base_));
+  Filled& mine = filled(me_);
+  mine.call = call_;
+  CollectiveContext::publishShared(mine.piece, k_, sleepersOf(base_));
   for (int j = 0; j < n_; ++j) {
     if (j == me_) continue;
-    PLEXUS_TRY(ctx_.waitShared(flags(j).filled[half_], k_, sleepersOf(base_), j));
-    const uint64_t theirs = flags(j).call[half_];
+    PLEXUS_TRY(ctx_.waitShared(filled(j).piece, k_, sleepersOf(base_), j));
+    const uint64_t theirs = filled(j).call;
     if (theirs != call_) {
       finish();
       return invalidArgument(std::string(what_) + " #" + std::to_string(ctx_.sequence()) +
@@ -135,15 +148,15 @@ void ShmPieces::reduceSlots(DataType type, ReduceOp op, uint8_t* dst, size_t off
 }
 
 void ShmPieces::publishReduced() {
-  CollectiveContext::publishShared(flags(me_).reduced[half_], k_, sleepersOf(base_));
+  CollectiveContext::publishShared(progress(me_).reduced[half_], k_, sleepersOf(base_));
 }
 
 Status ShmPieces::waitReduced(int rank) {
-  return ctx_.waitShared(flags(rank).reduced[half_], k_, sleepersOf(base_), rank);
+  return ctx_.waitShared(progress(rank).reduced[half_], k_, sleepersOf(base_), rank);
 }
 
 void ShmPieces::finish() {
-  CollectiveContext::publishShared(flags(me_).done, k_, sleepersOf(base_));
+  CollectiveContext::publishShared(progress(me_).done, k_, sleepersOf(base_));
 }
 
 }  // namespace plexus

@@ -1,6 +1,6 @@
 // The piece protocol the shared-memory collectives (shm_allreduce.cc, shm_gather_scatter.cc)
-// share: a region every rank of one node has mapped (shared_region.h), cut into a flag line per
-// rank and two halves of one slot per rank.
+// share: a region every rank of one node has mapped (shared_region.h), cut into three flag lines
+// per rank (one per half, one for its progress) and two halves of one slot per rank.
 //
 // A collective goes through the region in pieces of at most a slot per rank. Piece k uses half
 // k mod 2, so a rank can fill piece k+1 while slow ranks still read piece k; before it refills a
@@ -11,8 +11,10 @@
 // publish k in its "done" flag. Collectives that write a second round of results into their own
 // slot (the split all-reduce) signal it with publishReduced()/waitReduced().
 //
-// Flags sit one rank to a cache line (one writer each); a waiter spins, yields, then sleeps on
-// the flag (futex) and the writer wakes it only when someone sleeps (CollectiveContext).
+// Flags sit in lines of one writer each: a rank's "filled" flag of each half with the call it
+// describes (and, for a piece of at most kInlineBytes a rank, the piece itself), and its
+// "reduced" and "done" flags. A waiter spins, yields, then sleeps on the flag (futex) and the
+// writer wakes it only when someone sleeps (CollectiveContext).
 //
 // Every collective of the communicator walks the same sequence of pieces (one ShmChannel is
 // shared by the shm algorithms, and collectives run in order on a communicator), so one
@@ -63,14 +65,14 @@ class ShmPieces {
   ShmPieces(ShmChannel& channel, CollectiveContext& ctx, const CollectiveRequest& request,
             const char* what);
 
-  /// The longest piece a rank's flag line carries itself (inlineSlots()).
-  static constexpr size_t kInlineBytes = 8;
+  /// The longest piece a rank's "filled" line carries itself (inlineSlots()).
+  static constexpr size_t kInlineBytes = 48;
 
   size_t slotBytes() const { return slot_; }
-  /// From now on, slot(r) is kInlineBytes inside rank r's flag line (in the current piece's
-  /// half) instead of in the slots: a piece that short reaches the readers with the flag that
-  /// publishes it, one cache line from each rank where a slot would be a second. Every rank of
-  /// the collective must choose the same; share() catches a rank whose call differs before
+  /// From now on, slot(r) is kInlineBytes inside the line where rank r publishes the current
+  /// piece's half, instead of in the slots: a piece that short reaches the readers with the
+  /// flag that publishes it, one cache line from each rank where a slot would be a second. Every
+  /// rank of the collective must choose the same; share() catches a rank whose call differs before
   /// anything is read.
   void inlineSlots() { inline_ = true; }
   /// Starts the next piece: waits until every rank has finished reading the half it uses.
@@ -94,8 +96,10 @@ class ShmPieces {
   void finish();
 
  private:
-  struct Flags;
-  Flags& flags(int rank) const;
+  struct Filled;
+  struct Progress;
+  Filled& filled(int rank) const;  // in the current piece's half
+  Progress& progress(int rank) const;
 
   CollectiveContext& ctx_;
   uint32_t& counter_;

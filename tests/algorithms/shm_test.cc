@@ -95,8 +95,8 @@ TEST(Shm, RanksThatPassDifferentCountsGetInvalidArgument) {
       2,
       [](Communicator& comm) {
         std::vector<float> in(4096, 1.0f), out(4096);
-        // 1000 and 3000 both go through the slots; 2 (8 B) rides in the flag line, 3 does not.
-        for (auto [a, b] : {std::pair<size_t, size_t>{1000, 3000}, {2, 3}}) {
+        // 1000 and 3000 both go through the slots; 12 (48 B) rides in the flag line, 13 does not.
+        for (auto [a, b] : {std::pair<size_t, size_t>{1000, 3000}, {2, 3}, {12, 13}}) {
           const size_t count = comm.rank() == 0 ? a : b;
           Status s =
               comm.allReduce(in.data(), out.data(), count, DataType::kFloat32, ReduceOp::kSum);
@@ -108,23 +108,27 @@ TEST(Shm, RanksThatPassDifferentCountsGetInvalidArgument) {
       o));
 }
 
-// Pieces of up to 8 B travel in the flag lines, two halves of them: back-to-back calls, each
-// with its own values, must never read a half its writer has already refilled.
-TEST(Shm, BackToBackEightByteAllReducesEachSeeTheirOwnValues) {
+// Pieces of up to 48 B travel in the flag lines, one per half: back-to-back calls, each with
+// its own values, must never read a half its writer has already refilled (8 B, 48 B, and 52 B
+// through the slots, interleaved).
+TEST(Shm, BackToBackShortAllReducesEachSeeTheirOwnValues) {
   WorldOptions o;
   o.env["PLEXUS_ALGO"] = "allreduce:shm";
   ASSERT_TRUE(runWorld(
       3,
       [](Communicator& comm) {
         const int n = comm.size(), me = comm.rank();
+        const size_t counts[] = {2, 12, 13};
         for (int it = 0; it < 3000; ++it) {
-          const float in[2] = {static_cast<float>(me + it), static_cast<float>(me * it % 11)};
-          float out[2] = {};
-          ASSERT_TRUE(comm.allReduce(in, out, 2, DataType::kFloat32, ReduceOp::kSum).ok());
-          float second = 0;
-          for (int r = 0; r < n; ++r) second += static_cast<float>(r * it % 11);
-          ASSERT_EQ(out[0], static_cast<float>(n * it + n * (n - 1) / 2)) << "call " << it;
-          ASSERT_EQ(out[1], second) << "call " << it;
+          const size_t count = counts[it % 3];
+          float in[13], out[13] = {};
+          for (size_t i = 0; i < count; ++i) in[i] = static_cast<float>((me + 1) * (it + i) % 101);
+          ASSERT_TRUE(comm.allReduce(in, out, count, DataType::kFloat32, ReduceOp::kSum).ok());
+          for (size_t i = 0; i < count; ++i) {
+            float want = 0;
+            for (int r = 0; r < n; ++r) want += static_cast<float>((r + 1) * (it + i) % 101);
+            ASSERT_EQ(out[i], want) << "call " << it << ", element " << i;
+          }
         }
       },
       o));
@@ -152,8 +156,8 @@ TEST(Shm, RanksThatCallDifferentCollectivesGetInvalidArgument) {
 
 // A rank that arrives long after the others finds them asleep on its flag (past the spin and
 // the yield window), and its store wakes them: every round's result is still right, whoever
-// was late, across pieces of a message longer than a slot, in the flag lines (8 B), unsplit (16 KB,
-// one piece) and split (800 KB of f32: several 256 KiB pieces, so each half of the region is
+// was late, across pieces of a message longer than a slot, in the flag lines (48 B), unsplit (16
+// KB, one piece) and split (800 KB of f32: several 256 KiB pieces, so each half of the region is
 // refilled), and with the reduce-scatter and all-gather taking their pieces from the same sequence
 // in between.
 class ShmLate : public ::testing::TestWithParam<std::pair<int, size_t>> {};
@@ -202,7 +206,7 @@ TEST_P(ShmLate, RanksWakeSleepingOnes) {
 
 INSTANTIATE_TEST_SUITE_P(
     UnsplitAndSplit, ShmLate,
-    ::testing::Values(std::pair<int, size_t>{3, 2}, std::pair<int, size_t>{3, 4000},
+    ::testing::Values(std::pair<int, size_t>{3, 12}, std::pair<int, size_t>{3, 4000},
                       std::pair<int, size_t>{3, 200000}, std::pair<int, size_t>{5, 200000}),
     [](const auto& info) {
       return "n" + std::to_string(info.param.first) + "_count" + std::to_string(info.param.second);
