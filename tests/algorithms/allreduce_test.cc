@@ -40,6 +40,31 @@ TEST_P(AllReduceWorld, EveryCountTypeOpAndPlacement) {
   }));
 }
 
+// rhd between its whole-buffer path (32 KiB) and 64 KiB fuses its last halving and first
+// doubling steps: every type and op there, a count of each type's element just past 48 KiB.
+TEST_P(AllReduceWorld, RhdFusedLastLevelEveryTypeOpAndPlacement) {
+  testing::WorldOptions o;
+  o.env["PLEXUS_ALGO"] = "allreduce:rhd";
+  ASSERT_TRUE(runWorld(
+      GetParam(),
+      [](Communicator& comm) {
+        for (int t = 0; t < kNumDataTypes; ++t) {
+          auto type = static_cast<DataType>(t);
+          const size_t count = 48 * 1024 / dataTypeSize(type) + 3;
+          for (int o = 0; o < kNumReduceOps; ++o) {
+            for (bool inPlace : {false, true}) {
+              auto op = static_cast<ReduceOp>(o);
+              int64_t bad = checkAllReduce(comm, count, type, op, inPlace);
+              ASSERT_EQ(bad, -1) << "count " << count << " " << dataTypeName(type) << " "
+                                 << reduceOpName(op) << (inPlace ? " in-place" : " out-of-place")
+                                 << ": first wrong element " << bad;
+            }
+          }
+        }
+      },
+      o));
+}
+
 INSTANTIATE_TEST_SUITE_P(WorldSizes, AllReduceWorld, ::testing::Values(1, 2, 3, 4, 7, 8),
                          [](const auto& info) { return "n" + std::to_string(info.param); });
 
