@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "src/config.h"
 #include "transports/ofi/ofi_resources.h"
 
 namespace plexus::ofi {
@@ -44,15 +45,12 @@ void check(int rc, const char* call) {
   if (rc < 0) die(std::string(call) + ": " + ofiError(rc));
 }
 
+// A size as plexus-perf and PLEXUS_CHUNK_BYTES take it ("4096", "256k", "4M").
 size_t parseSize(const char* text) {
-  char* end = nullptr;
-  double v = std::strtod(text, &end);
-  size_t unit = 1;
-  if (*end == 'K' || *end == 'k') unit = size_t{1} << 10;
-  if (*end == 'M' || *end == 'm') unit = size_t{1} << 20;
-  if (*end == 'G' || *end == 'g') unit = size_t{1} << 30;
-  if (end == text || v < 0) die(std::string("bad size '") + text + "'");
-  return static_cast<size_t>(v * static_cast<double>(unit));
+  size_t bytes = 0;
+  if (!parseByteSize(text, &bytes))
+    die(std::string("bad size '") + text + "' (e.g. 4096, 256k, 4M)");
+  return bytes;
 }
 
 // One side of the pair: its endpoint, the peer's address and two registered buffers.
