@@ -5,6 +5,7 @@
 //   plexus-tune [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-w WARMUP] [--reps R]
 //               [--min-seconds S] [--target-ms T] [--stat fast|min|median] [--tolerance PCT]
 //               [--collectives a,b] [-a|--algorithms x,y] [-v 0|1] [-o FILE]
+//   plexus-tune --check PCT [same sweep options]
 //
 // Run it under a launcher (plexusrun, torchrun, mpirun, srun), with the ranks, nodes and
 // transports the real jobs will have. Rank 0 prints progress on stderr and the table on
@@ -12,6 +13,13 @@
 // reads ($XDG_CACHE_HOME/plexus/tuning.json, else ~/.cache/plexus/tuning.json), replacing the
 // table of this job's signature and keeping the others. Exits 1 on a failure, 2 on bad
 // arguments.
+//
+// With --check PCT it writes nothing: the job reads its table as any job does, and the sweep
+// times the selector's own choice ("auto") beside every forced algorithm, interleaved in the
+// same passes of the same processes (so the spells of a shared VM hit them alike, which
+// separate plexus-perf runs cannot promise), then prints per size the choice, its time against
+// the fastest forced algorithm's, and the ring against the fastest other algorithm. Exits 1
+// when the choice is more than PCT percent slower than the fastest at some size.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +47,7 @@ struct Args {
   std::vector<std::string> collectives;  // empty: every tunable one
   std::string output;
   std::string commandLine;
+  double checkWithin = -1;  ///< --check: the slowdown allowed, a fraction; negative: tune
 };
 
 constexpr const char* kUsage =
@@ -46,6 +55,7 @@ constexpr const char* kUsage =
     "                   [--min-seconds S] [--target-ms T] [--stat fast|min|median]\n"
     "                   [--tolerance PCT] [--collectives a,b] [-a|--algorithms x,y]\n"
     "                   [-v 0|1] [-o FILE]\n"
+    "       plexus-tune --check PCT [sweep options]   (the automatic choice within PCT%)\n"
     "defaults: -b 8 -e 32M -f 4 -n 0 (auto: about T ms per repetition) -w 2 --reps 11\n"
     "          --min-seconds 30 (more passes until the sweep has run S seconds)\n"
     "          --target-ms 5 --stat fast --tolerance 3 -v 0; FILE: PLEXUS_TUNING_FILE, else\n"
@@ -130,6 +140,9 @@ Args parseArgs(int argc, char** argv) {
       a.sweep.algorithms = splitList(v);
     } else if (f == "-v" || f == "--verbose") {
       a.sweep.verbose = parseNumber(f, v, 0, 1) == 1;
+    } else if (f == "--check") {
+      a.checkWithin = parseNumber(f, v, 0, 100) / 100;
+      a.sweep.withAuto = true;
     } else if (f == "-o" || f == "--output") {
       a.output = v;
     } else {
@@ -137,6 +150,7 @@ Args parseArgs(int argc, char** argv) {
     }
   }
   if (a.sweep.minBytes > a.sweep.maxBytes) usage("-b is larger than -e");
+  if (a.checkWithin >= 0 && !a.output.empty()) usage("--check writes no table: drop -o");
   return a;
 }
 
@@ -286,15 +300,129 @@ internal::CollectiveTuning tableEntry(const CollectiveResult& r) {
   return t;
 }
 
+// The tunable collectives that --collectives names (all of them when it is absent).
+std::vector<TuningTarget> chosenTargets(Communicator& comm, const Args& a) {
+  std::vector<TuningTarget> targets;
+  for (auto& target : tunableCollectives(comm)) {
+    const std::string name = collectiveName(target.first);
+    if (a.collectives.empty() ||
+        std::find(a.collectives.begin(), a.collectives.end(), name) != a.collectives.end()) {
+      targets.push_back(std::move(target));
+    }
+  }
+  return targets;
+}
+
+// --check's rows for one collective: each candidate's time, the selector's choice, auto
+// against the fastest forced algorithm (>= 1: the choice is as fast), and the ring against the
+// fastest of the others (> 1: they beat it). The worst auto ratio, and its size, out.
+void printCheck(const CollectiveResult& r, const Args& a, double* worst, std::string* worstAt) {
+  std::vector<std::string> names;
+  for (const auto& s : r.sizes) {
+    for (const auto& c : s.candidates) {
+      if (std::find(names.begin(), names.end(), c.algorithm) == names.end()) {
+        names.push_back(c.algorithm);
+      }
+    }
+  }
+  std::printf("\n%s (us per call, %s over repetitions of the slowest rank)\n",
+              collectiveName(r.kind), statName(a.sweep.stat));
+  std::printf("  %10s", "bytes");
+  for (const auto& n : names) std::printf("  %9s", n.c_str());
+  std::printf("  %8s  %8s  %9s  %10s\n", "chosen", "fastest", "best/auto", "ring/other");
+  for (const auto& s : r.sizes) {
+    const CandidateTimes* autoTimes = nullptr;
+    const CandidateTimes* fastest = nullptr;  // of the forced ones
+    const CandidateTimes* ring = nullptr;
+    const CandidateTimes* other = nullptr;  // the fastest forced one that is not the ring
+    for (const auto& c : s.candidates) {
+      if (c.algorithm == kAuto) {
+        autoTimes = &c;
+        continue;
+      }
+      if (fastest == nullptr || c.scoreUs < fastest->scoreUs) fastest = &c;
+      if (c.algorithm == "ring") {
+        ring = &c;
+      } else if (other == nullptr || c.scoreUs < other->scoreUs) {
+        other = &c;
+      }
+    }
+    std::printf("  %10zu", s.bytes);
+    for (const auto& n : names) {
+      auto it = std::find_if(s.candidates.begin(), s.candidates.end(),
+                             [&](const CandidateTimes& c) { return c.algorithm == n; });
+      if (it == s.candidates.end()) {
+        std::printf("  %9s", "-");
+      } else {
+        std::printf("  %9.2f", it->scoreUs);
+      }
+    }
+    std::printf("  %8s  %8s", s.chosen.c_str(), fastest ? fastest->algorithm.c_str() : "-");
+    if (autoTimes != nullptr && fastest != nullptr && autoTimes->scoreUs > 0) {
+      const double ratio = fastest->scoreUs / autoTimes->scoreUs;
+      std::printf("  %9.3f", ratio);
+      if (ratio < *worst) {
+        *worst = ratio;
+        *worstAt = std::string(collectiveName(r.kind)) + " " + std::to_string(s.bytes) + " B";
+      }
+    } else {
+      std::printf("  %9s", "-");
+    }
+    if (ring != nullptr && other != nullptr && other->scoreUs > 0) {
+      std::printf("  %5.2f %-4s", ring->scoreUs / other->scoreUs, other->algorithm.c_str());
+    }
+    std::printf("%s\n",
+                fastest && autoTimes && fastest->scoreUs / autoTimes->scoreUs < 1 - a.checkWithin
+                    ? "  <-- slower"
+                    : "");
+  }
+}
+
+// --check: times auto beside the forced algorithms and reports; 1 when auto is more than the
+// allowed fraction slower than the fastest at some size.
+int check(Communicator& comm, const Args& a) {
+  const bool leader = comm.rank() == 0;
+  const std::vector<TuningTarget> targets = chosenTargets(comm, a);
+  const internal::LoadedTuning* tuning = comm.impl()->selector().tuning();
+  std::string table = tuning != nullptr ? tuning->path : "none (the cost model)";
+  const std::string& rules = comm.impl()->config().algo;
+  if (!rules.empty()) table += ", PLEXUS_ALGO=" + rules + " first";
+  if (leader) {
+    std::fprintf(stderr, "plexus-tune --check: %d ranks, table %s, %zu sizes, %d passes\n",
+                 comm.size(), table.c_str(), sweepSizes(a.sweep).size(), a.sweep.reps);
+  }
+  auto results = sweep(comm, targets, a.sweep);
+  if (!results.ok()) die(results.status(), "sweep");
+  if (!leader) return 0;
+  std::printf("# plexus-tune --check: %d ranks, transport %s, table %s\n", comm.size(),
+              comm.transportName().c_str(), table.c_str());
+  double worst = 1e300;
+  std::string worstAt;
+  for (const CollectiveResult& r : *results) printCheck(r, a, &worst, &worstAt);
+  if (worstAt.empty()) {
+    std::printf("\n# nothing to check: no collective here has a choice\n");
+    return 0;
+  }
+  const bool pass = worst >= 1 - a.checkWithin;
+  std::printf(
+      "\n# worst: the automatic choice at %.3f of the fastest forced algorithm's speed "
+      "(%s); allowed %.0f%% slower: %s\n",
+      worst, worstAt.c_str(), a.checkWithin * 100, pass ? "PASS" : "FAIL");
+  return pass ? 0 : 1;
+}
+
 int run(int argc, char** argv) {
   const Args a = parseArgs(argc, argv);
   auto config = Config::fromEnv(bootstrap::processEnv());
   if (!config.ok()) die(config.status(), "configuration");
+  const bool checking = a.checkWithin >= 0;
   const std::string path = a.output.empty() ? config->tuningFile : a.output;
-  if (path.empty()) usage("nowhere to write the table: pass -o FILE or set PLEXUS_TUNING_FILE");
+  if (!checking && path.empty()) {
+    usage("nowhere to write the table: pass -o FILE or set PLEXUS_TUNING_FILE");
+  }
   // The measuring job reads no table: what an earlier run wrote must not steer this one (and
-  // a file not written yet is no reason for a warning).
-  ::setenv("PLEXUS_TUNING_FILE", "none", 1);
+  // a file not written yet is no reason for a warning). A check reads the table it checks.
+  if (!checking) ::setenv("PLEXUS_TUNING_FILE", "none", 1);
   auto created = Communicator::createFromEnv();
   if (!created.ok()) die(created.status(), "cannot create the communicator");
   Communicator& comm = **created;
@@ -304,6 +432,7 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "plexus-tune: one rank has nothing to tune; run it under a launcher\n");
     return 0;
   }
+  if (checking) return check(comm, a);
 
   internal::TuningTable table;
   table.signature = internal::signatureOf(impl.topology(), impl.levelSpec(0), impl.levelSpec(1));
@@ -316,14 +445,7 @@ int run(int argc, char** argv) {
   auto links = measureLinks(comm);
   if (!links.ok()) die(links.status(), "measuring links");
   table.links = *links;
-  std::vector<TuningTarget> targets;
-  for (auto& target : tunableCollectives(comm)) {
-    const std::string name = collectiveName(target.first);
-    if (a.collectives.empty() ||
-        std::find(a.collectives.begin(), a.collectives.end(), name) != a.collectives.end()) {
-      targets.push_back(std::move(target));
-    }
-  }
+  std::vector<TuningTarget> targets = chosenTargets(comm, a);
   if (leader) {
     std::string what;
     for (const auto& [kind, names] : targets) {

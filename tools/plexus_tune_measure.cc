@@ -2,23 +2,27 @@
 // calls, elapsed / N), then the slowest rank's value counts: a collective is as slow as its
 // slowest rank. Shared VMs are noisy and their speed changes in spells (another job takes a
 // core, and every step of a collective then waits for a descheduled peer), so the sweep runs
-// in passes: every pass times every candidate of every cell once, in a rotating order, and a
-// cell's repetitions lie seconds apart. A short sweep (2 s for all-reduce to 8 MiB on 2 or 4
-// ranks) runs further passes until it has lasted --min-seconds: on this 2-core VM the shm
-// all-reduce of 8 MiB on 4 ranks ran 4.0-4.9 ms in some spells and 6.5-8.7 ms in others, while
-// rhd ran 5.1-5.9 ms in both, and a table from one 2-second sweep in a slow spell chose rhd,
-// which lost by 30% in the fast ones. The spells are the VM's two vCPUs sharing a cache or not
-// (bench/core_link.cc); they last seconds to minutes, so the spread covers the short ones only,
-// and a table records the state it was made in. A candidate is ranked by the mean of its
-// fastest quarter of repetitions (its speed on the machine undisturbed), its fastest, or the
-// median (--stat).
+// in passes: every pass times every candidate of every cell once, in an order shuffled afresh
+// each pass and after one untimed call of its own, and a cell's repetitions lie seconds apart.
+// (A rotating order gave each candidate the same predecessor every pass: the selector's choice
+// timed right after the same algorithm forced came out 11% faster than it at 128 KiB-2 MiB.) A
+// short sweep (2 s for all-reduce to 8 MiB on 2 or 4 ranks) runs further passes until it has lasted
+// --min-seconds: on this 2-core VM the shm all-reduce of 8 MiB on 4 ranks ran 4.0-4.9 ms in some
+// spells and 6.5-8.7 ms in others, while rhd ran 5.1-5.9 ms in both, and a table from one 2-second
+// sweep in a slow spell chose rhd, which lost by 30% in the fast ones. The spells are the VM's two
+// vCPUs sharing a cache or not (bench/core_link.cc); they last seconds to minutes, so the spread
+// covers the short ones only, and a table records the state it was made in. A candidate is ranked
+// by the mean of its fastest quarter of repetitions (its speed on the machine undisturbed), its
+// fastest, or the median (--stat).
 #include "tools/plexus_tune_measure.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <random>
 #include <string>
+#include <string_view>
 
 #include "src/communicator_impl.h"
 #include "src/reduce_cpu.h"
@@ -64,12 +68,21 @@ std::string sizeText(size_t bytes) {
   return std::to_string(bytes) + " " + units[u];
 }
 
-// Times `calls` runs of `req` with `algorithm`, started together; this rank's us per call.
+// What CommunicatorImpl::run takes for a candidate: kAuto is the selector's choice.
+std::string_view forcedName(const std::string& candidate) {
+  return candidate == kAuto ? std::string_view{} : std::string_view{candidate};
+}
+
+// Times `calls` runs of `req` with `candidate`, started together, after one untimed call (the
+// candidate timed before it leaves caches, pages and the transport's state its own way);
+// this rank's us per call.
 StatusOr<double> timeCalls(Communicator& comm, const CollectiveRequest& req,
-                           const std::string& algorithm, int calls) {
+                           const std::string& candidate, int calls) {
+  const std::string_view forced = forcedName(candidate);
+  PLEXUS_TRY(comm.impl()->run(req, forced));
   PLEXUS_TRY(comm.barrier());
   const auto t0 = Clock::now();
-  for (int i = 0; i < calls; ++i) PLEXUS_TRY(comm.impl()->run(req, algorithm));
+  for (int i = 0; i < calls; ++i) PLEXUS_TRY(comm.impl()->run(req, forced));
   return usSince(t0) / calls;
 }
 
@@ -240,14 +253,18 @@ StatusOr<std::vector<CollectiveResult>> sweep(Communicator& comm,
           cell.names.push_back(algo->name());
         }
       }
-      if (!cell.names.empty()) cells.push_back(std::move(cell));
+      if (cell.names.empty()) continue;
+      if (o.withAuto) cell.names.insert(cell.names.begin(), kAuto);
+      cells.push_back(std::move(cell));
     }
   }
   // Warm up, then size each candidate's repetitions to about targetMs (all ranks agree).
   for (Cell& cell : cells) {
     cell.calls.assign(cell.names.size(), o.iters);
     for (size_t j = 0; j < cell.names.size(); ++j) {
-      for (int w = 0; w < o.warmup; ++w) PLEXUS_TRY(comm.impl()->run(cell.req, cell.names[j]));
+      for (int w = 0; w < o.warmup; ++w) {
+        PLEXUS_TRY(comm.impl()->run(cell.req, forcedName(cell.names[j])));
+      }
       if (o.iters > 0) continue;
       auto one = timeCalls(comm, cell.req, cell.names[j], 1);
       PLEXUS_TRY(one.status());
@@ -267,8 +284,13 @@ StatusOr<std::vector<CollectiveResult>> sweep(Communicator& comm,
       const size_t n = cell.names.size();
       const size_t base = times.size();
       times.resize(base + n);
-      for (size_t k = 0; k < n; ++k) {
-        const size_t j = (k + passes) % n;
+      // A fresh order every pass (the same on every rank: same seed, same code): rotating one
+      // order would give each candidate the same predecessor in every pass.
+      std::vector<size_t> order(n);
+      for (size_t j = 0; j < n; ++j) order[j] = j;
+      std::mt19937 shuffle(static_cast<uint32_t>(passes * 7919 + base));
+      for (size_t j = n; j > 1; --j) std::swap(order[j - 1], order[shuffle() % j]);
+      for (size_t j : order) {
         auto us = timeCalls(comm, cell.req, cell.names[j], static_cast<int>(cell.calls[j]));
         PLEXUS_TRY(us.status());
         times[base + j] = *us;
@@ -303,6 +325,11 @@ StatusOr<std::vector<CollectiveResult>> sweep(Communicator& comm,
   for (const Cell& cell : cells) {
     SizeResult sr = rank(cell, o, previous[cell.target]);
     previous[cell.target] = sr.winner;
+    if (o.withAuto) {
+      auto chosen = comm.impl()->selector().select(cell.req, {});
+      PLEXUS_TRY(chosen.status());
+      sr.chosen = (*chosen)->name();
+    }
     results[cell.target].sizes.push_back(std::move(sr));
   }
   return results;

@@ -34,7 +34,13 @@ struct SweepOptions {
   double tolerance = 0.03;
   bool verbose = false;                 ///< progress lines list every repetition
   std::vector<std::string> algorithms;  ///< only these (by name); empty: all
+  /// Also time the selector's own choice (the table the job reads, PLEXUS_ALGO, the cost
+  /// model) as a candidate named kAuto, interleaved with the forced ones (plexus-tune --check).
+  bool withAuto = false;
 };
+
+/// The candidate that runs each call with the selector's choice (SweepOptions::withAuto).
+inline constexpr const char* kAuto = "auto";
 
 /// One algorithm at one size: the slowest rank's time per call in each repetition.
 struct CandidateTimes {
@@ -47,6 +53,7 @@ struct SizeResult {
   size_t bytes = 0;
   std::vector<CandidateTimes> candidates;  ///< those that support the request at this size
   std::string winner;
+  std::string chosen;  ///< with SweepOptions::withAuto: the algorithm the selector picks
 };
 
 struct CollectiveResult {
@@ -73,7 +80,8 @@ using TuningTarget = std::pair<CollectiveKind, std::vector<std::string>>;
 inline constexpr int kMaxPassesPerRep = 100;
 
 /// Times every target's algorithms at every size of the sweep (f32 sum, root 0, out of place)
-/// in passes over all targets and sizes, every candidate once per pass in a rotating order:
+/// in passes over all targets and sizes, every candidate once per pass (after one untimed call)
+/// in an order shuffled each pass:
 /// `reps` passes, then more until `minSeconds` have passed (rank 0 decides, so every rank runs
 /// the same passes). The repetitions of one cell are spread over the whole run, so a machine
 /// whose speed changes in spells (a shared VM) gives every candidate its fast spells.

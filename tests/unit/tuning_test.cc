@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <sstream>
 
 #include "algorithms/builtin.h"
@@ -371,6 +372,38 @@ TEST(TuneIntegration, TuneWritesATableThatTheNextJobUses) {
   EXPECT_NE(log.find("using tuning table " + table), std::string::npos) << log;
   EXPECT_NE(log.find("(tuning table " + table + " (signature"), std::string::npos) << log;
   std::filesystem::remove_all(dir);
+}
+
+// plexus-tune --check times the selector's choice beside the forced algorithms and names the
+// choice per size: with PLEXUS_ALGO sending every all-reduce to the ring, "ring" at every size.
+TEST(TuneIntegration, CheckTimesTheSelectorsChoiceBesideTheForcedAlgorithms) {
+  const std::string out = ::testing::TempDir() + "plexus_check_" + std::to_string(::getpid());
+  const std::string tune = std::string(PLEXUSRUN_PATH) + " --timeout 60 -n 2 " + PLEXUS_TUNE_PATH;
+  std::string cmd = "PLEXUS_TUNING_FILE=none PLEXUS_ALGO=allreduce:ring " + tune +
+                    " --check 100 -a ring,rhd -b 8 -e 64k -f 16 -w 1 --reps 2 --min-seconds 0" +
+                    " --target-ms 1 --collectives allreduce >" + out + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(out);
+  const std::string text = slurp(out);
+  EXPECT_NE(text.find("auto       ring        rhd    chosen   fastest"), std::string::npos) << text;
+  // A row: bytes, auto, ring, rhd, the choice, the fastest forced one, fastest/auto, ring/rhd.
+  const std::regex row(R"(\[0\]\s+(\d+)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+(\S+)\s+(ring|rhd)\s+[\d.]+)");
+  std::vector<std::string> sizes;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch m;
+    if (!std::regex_search(line, m, row)) continue;
+    sizes.push_back(m[1]);
+    EXPECT_EQ(m[2], "ring") << line;
+  }
+  EXPECT_EQ(sizes, (std::vector<std::string>{"8", "128", "2048", "32768"})) << text;
+  EXPECT_NE(text.find("allowed 100% slower: PASS"), std::string::npos) << text;
+  // A check writes no table, so it takes no -o; a percentage above 100 is refused.
+  for (const char* bad : {" --check 10 -o /tmp/x.json", " --check 101"}) {
+    cmd = tune + bad + " >" + out + " 2>&1";
+    EXPECT_NE(std::system(cmd.c_str()), 0) << bad;
+    EXPECT_NE(slurp(out).find("usage: plexus-tune"), std::string::npos) << bad << slurp(out);
+  }
+  std::filesystem::remove(out);
 }
 #endif
 
