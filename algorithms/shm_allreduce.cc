@@ -18,7 +18,8 @@
 // reduced and S copied, where the ring moves 2(n−1)/n·S through the transport. Latency: one
 // flag round per piece (two when split) against log2(n) (rhd) or 2(n−1) (ring) messages through
 // the transport's tag matching. Every block is added in the same order by whichever rank adds
-// it, so the results are bitwise identical on every rank and every run.
+// it, so the results are bitwise identical on every rank and every run. When all ranks' inputs and
+// outputs outgrow the last-level cache, the copies into the output stream past the cache.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -29,6 +30,7 @@
 #include "algorithms/primitives.h"
 #include "algorithms/shm_channel.h"
 #include "src/reduce_cpu.h"
+#include "src/topology.h"
 
 namespace plexus {
 namespace {
@@ -43,6 +45,20 @@ namespace {
 constexpr size_t kSplitFromBytes = 32 * 1024;
 
 bool splitsTheReduction(int n, size_t bytes) { return n >= 2 && bytes >= kSplitFromBytes; }
+
+// Whether the split path writes the output with streaming stores (copyStreaming): when every
+// rank's input and output together outgrow the last-level cache, the output's lines would be
+// read from memory only to be overwritten, and would push out the slots the others read.
+// 2 ranks (32 MiB of L3), three interleaved pairs of runs, us, plain / streaming: 16 MiB
+// 3268-3584 / 2734-3036, 32 MiB 6732-7589 / 5981-6555, 64 MiB 13696-14498 / 12461-12580 (one
+// outlier each); 8 MiB level; streaming at 2-4 MiB (in cache) lost, 243-290 / 324-349 and
+// 408-485 / 619-654 us, which is why it is not always on. 4 ranks: 8-64 MiB 7-20% faster.
+bool streamsTheOutput(int n, size_t bytes) {
+  return splitsTheReduction(n, bytes) && 2 * static_cast<double>(n) * static_cast<double>(bytes) >
+                                             static_cast<double>(lastLevelCacheBytes());
+}
+
+void copyPlain(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 
 class ShmAllReduce final : public Algorithm {
  public:
@@ -97,6 +113,8 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
   // overhead cut too, 16 and 32 B 200-203 against 253-256 ns (cores apart: 530-547 against
   // 677-707); 4 ranks level (the scheduler rules there).
   if (req.bytes() <= ShmPieces::kInlineBytes) pieces.inlineSlots();
+  void (*copyOut)(void*, const void*, size_t) =
+      streamsTheOutput(n, req.bytes()) ? copyStreaming : copyPlain;
   for (size_t at = 0; at < req.count; at += perPiece) {
     const size_t cnt = std::min(perPiece, req.count - at);
     const uint8_t* src = in + at * elem;
@@ -121,12 +139,12 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
       pieces.reduceSlots(req.type, req.op, mine + own, own, blocks.size(me), src + own);
       if (req.op == ReduceOp::kAvg) divideInPlace(req.type, mine + own, blocks.size(me), n);
       pieces.publishReduced();
-      std::memcpy(dst + own, mine + own, ownBytes);  // in place: src's block is read by now
+      copyOut(dst + own, mine + own, ownBytes);  // in place: src's block is read by now
       for (int j = 0; j < n; ++j) {
         if (j == me) continue;
         PLEXUS_TRY(pieces.waitReduced(j));
         const size_t theirs = blocks.start(j) * elem;
-        std::memcpy(dst + theirs, pieces.slot(j) + theirs, blocks.size(j) * elem);
+        copyOut(dst + theirs, pieces.slot(j) + theirs, blocks.size(j) * elem);
       }
     }
     pieces.finish();

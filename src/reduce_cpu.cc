@@ -3,11 +3,17 @@
 // bf16 conversions.
 #include "src/reduce_cpu.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "src/check.h"
 #include "src/reduce_cpu_internal.h"
 
 #if PLEXUS_REDUCE_HAVE_AVX2
 #include <cpuid.h>
+#endif
+#if defined(__x86_64__)
+#include <emmintrin.h>
 #endif
 
 #define PLEXUS_REDUCE_ISA_NS reduce_baseline
@@ -102,6 +108,32 @@ ReduceIsa selectedReduceIsa() {
 
 void reduceCpu(DataType type, ReduceOp op, void* dst, const void* a, const void* b, size_t count) {
   reduceWith(selectedKernels(), type, op, dst, a, b, count);
+}
+
+void copyStreaming(void* dst, const void* src, size_t bytes) {
+#if defined(__x86_64__)
+  auto* d = static_cast<uint8_t*>(dst);
+  const auto* s = static_cast<const uint8_t*>(src);
+  // Head up to a 16-byte boundary of dst and the tail by memcpy; 64 bytes (a line) per round
+  // between them, loaded unaligned and stored aligned, streaming (SSE2: every x86-64 has it).
+  const size_t head = std::min(bytes, (16 - reinterpret_cast<uintptr_t>(d) % 16) % 16);
+  std::memcpy(d, s, head);
+  d += head, s += head, bytes -= head;
+  for (; bytes >= 64; d += 64, s += 64, bytes -= 64) {
+    const __m128i x0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
+    const __m128i x1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16));
+    const __m128i x2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 32));
+    const __m128i x3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 48));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d), x0);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + 16), x1);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + 32), x2);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + 48), x3);
+  }
+  std::memcpy(d, s, bytes);
+  _mm_sfence();  // the streamed stores are ordered before whatever this thread does next
+#else
+  std::memcpy(dst, src, bytes);
+#endif
 }
 
 void divideInPlace(DataType type, void* dst, size_t count, int divisor) {

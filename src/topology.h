@@ -9,6 +9,7 @@
 // a laptop. One node id may never span two hosts.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -96,6 +97,12 @@ struct HostTopology {
 StatusOr<HostTopology> detectHostTopology(const std::string& nodeId = "");
 /// The /proc and /sys detector alone (the fallback; also exercised by tests on hwloc builds).
 StatusOr<HostTopology> detectHostTopologyFromSysfs(const std::string& nodeId = "");
+
+/// This host's largest CPU cache in bytes (the highest level sysfs lists for cpu0, e.g. a 32 MiB
+/// L3), read once per process; kDefaultLastLevelCacheBytes when sysfs lists none. (glibc's
+/// sysconf(_SC_LEVEL3_CACHE_SIZE) reported 256 MiB on a VM whose sysfs says 32 MiB.)
+size_t lastLevelCacheBytes();
+inline constexpr size_t kDefaultLastLevelCacheBytes = size_t{32} << 20;
 
 /// Linux cpulist text ("0-3,8,10-11") of ascending, unique indexes.
 std::string formatCpuList(const std::vector<int>& cpus);

@@ -13,6 +13,7 @@
 #include <regex>
 #include <utility>
 
+#include "src/config.h"
 #include "src/topology.h"
 #include "src/topology_detect.h"
 
@@ -211,6 +212,26 @@ int64_t netSpeedMbps(const std::string& name) {
 }
 
 }  // namespace topology_detail
+
+size_t lastLevelCacheBytes() {
+  static const size_t bytes = [] {
+    size_t largest = 0;
+    int highest = 0;
+    for (int i = 0;; ++i) {
+      const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i);
+      const std::string level = topology_detail::readFirstLine(dir + "/level");
+      if (level.empty()) break;
+      size_t size = 0;
+      const int l = std::atoi(level.c_str());
+      if (l >= highest && parseByteSize(topology_detail::readFirstLine(dir + "/size"), &size)) {
+        highest = l;
+        largest = size;
+      }
+    }
+    return largest > 0 ? largest : kDefaultLastLevelCacheBytes;
+  }();
+  return bytes;
+}
 
 StatusOr<HostTopology> detectHostTopologyFromSysfs(const std::string& nodeId) {
   HostTopology t;

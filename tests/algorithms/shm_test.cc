@@ -15,6 +15,7 @@
 #include "plexus/plexus.h"
 #include "src/communicator_impl.h"
 #include "src/selector.h"
+#include "src/topology.h"
 #include "tests/harness/world.h"
 
 namespace plexus {
@@ -129,6 +130,35 @@ TEST(Shm, BackToBackShortAllReducesEachSeeTheirOwnValues) {
             for (int r = 0; r < n; ++r) want += static_cast<float>((r + 1) * (it + i) % 101);
             ASSERT_EQ(out[i], want) << "call " << it << ", element " << i;
           }
+        }
+      },
+      o));
+}
+
+// Past the last-level cache (every rank's input and output together), the split path writes
+// the output with streaming stores: an odd count (blocks not 16-byte aligned) into a
+// misaligned output, out of place and in place, checked element by element.
+TEST(Shm, AllReducesPastTheLastLevelCacheAreRightOutOfPlaceAndInPlace) {
+  WorldOptions o;
+  o.env["PLEXUS_ALGO"] = "allreduce:shm";
+  const size_t count = lastLevelCacheBytes() / (2 * 2 * sizeof(float)) + 1001;
+  ASSERT_TRUE(runWorld(
+      2,
+      [count](Communicator& comm) {
+        const int me = comm.rank();
+        std::vector<float> in(count), out(count + 1, -1.0f);
+        auto value = [](int rank, size_t i) { return static_cast<float>((rank + 1) * (i % 1000)); };
+        for (size_t i = 0; i < count; ++i) in[i] = value(me, i);
+        ASSERT_TRUE(
+            comm.allReduce(in.data(), out.data() + 1, count, DataType::kFloat32, ReduceOp::kSum)
+                .ok());
+        ASSERT_TRUE(
+            comm.allReduce(in.data(), in.data(), count, DataType::kFloat32, ReduceOp::kSum).ok());
+        EXPECT_EQ(out[0], -1.0f);
+        for (size_t i = 0; i < count; ++i) {
+          const float want = value(0, i) + value(1, i);
+          ASSERT_EQ(out[i + 1], want) << "out of place, element " << i;
+          ASSERT_EQ(in[i], want) << "in place, element " << i;
         }
       },
       o));
