@@ -34,10 +34,13 @@
 namespace plexus {
 namespace {
 
-// Largest message that takes the whole-buffer recursive-doubling path: below the UCX
-// transport's rendezvous threshold (64 KiB), so each of its log2(p) steps is one eager message;
-// with 4 ranks on 2 cores, 32 KiB took 14-34 us this way against 24-52 us by halving-doubling.
-constexpr size_t kWholeBufferBytes = 32 * 1024;
+// Largest message that takes the whole-buffer recursive-doubling path: with 4 ranks on 2 cores,
+// 32 KiB took 14-34 us this way against 24-52 us by plain halving-doubling; against
+// halving-doubling with its last level fused (below), in-process medians (plexus-tune --check,
+// three runs each), 32 KiB 25.3-26.1 against 24.2-25.0 us with the cores near and 40.1-55.6
+// against 31.3-47.6 with them apart, so 32 KiB fuses; 16 KiB was mixed (23.4-32.3 against
+// 21.7-31.0) and stays here.
+constexpr size_t kWholeBufferBytes = 16 * 1024;
 
 // Largest message whose last halving level is fused with the first doubling one (see the opening
 // comment): 4 ranks on 2 cores, 64 KiB, best/median of 6 interleaved runs, 36.3/42.0 us against

@@ -40,8 +40,8 @@ TEST_P(AllReduceWorld, EveryCountTypeOpAndPlacement) {
   }));
 }
 
-// rhd between its whole-buffer path (32 KiB) and 64 KiB fuses its last halving and first
-// doubling steps: every type and op there, a count of each type's element just past 48 KiB.
+// rhd between its whole-buffer path (16 KiB) and 64 KiB fuses its last halving and first
+// doubling steps: every type and op there, counts of each type's element just past 24 and 48 KiB.
 TEST_P(AllReduceWorld, RhdFusedLastLevelEveryTypeOpAndPlacement) {
   testing::WorldOptions o;
   o.env["PLEXUS_ALGO"] = "allreduce:rhd";
@@ -50,14 +50,16 @@ TEST_P(AllReduceWorld, RhdFusedLastLevelEveryTypeOpAndPlacement) {
       [](Communicator& comm) {
         for (int t = 0; t < kNumDataTypes; ++t) {
           auto type = static_cast<DataType>(t);
-          const size_t count = 48 * 1024 / dataTypeSize(type) + 3;
-          for (int o = 0; o < kNumReduceOps; ++o) {
-            for (bool inPlace : {false, true}) {
-              auto op = static_cast<ReduceOp>(o);
-              int64_t bad = checkAllReduce(comm, count, type, op, inPlace);
-              ASSERT_EQ(bad, -1) << "count " << count << " " << dataTypeName(type) << " "
-                                 << reduceOpName(op) << (inPlace ? " in-place" : " out-of-place")
-                                 << ": first wrong element " << bad;
+          for (size_t kib : {24, 48}) {
+            for (int o = 0; o < kNumReduceOps; ++o) {
+              const size_t count = kib * 1024 / dataTypeSize(type) + 3;
+              for (bool inPlace : {false, true}) {
+                auto op = static_cast<ReduceOp>(o);
+                int64_t bad = checkAllReduce(comm, count, type, op, inPlace);
+                ASSERT_EQ(bad, -1)
+                    << "count " << count << " " << dataTypeName(type) << " " << reduceOpName(op)
+                    << (inPlace ? " in-place" : " out-of-place") << ": first wrong element " << bad;
+              }
             }
           }
         }
