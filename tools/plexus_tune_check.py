@@ -42,7 +42,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench",
                                 "compare"))
-from core_link import hand_off_ns  # noqa: E402
+from core_link import run_in_state  # noqa: E402
 
 ROW = re.compile(r"^\[0\]\s+(\d+)\s+\d+\s+\S+\s+\S+\s+-?\d+\s+(\S+)\s+(\S+)\s+(\S+)")
 # The job's own choices: "on N ranks" for N = -n (hier's sub-communicators log theirs too).
@@ -122,40 +122,9 @@ def run_perf(args, algo, env, groups=None):
     return busbw, choices
 
 
-def hand_offs(before, after):
-    """ "core hand-off 52 / 48 ns": the hand-offs measured around a run."""
-    return "core hand-off %s / %s ns" % tuple("-" if x is None else "%.0f" % x
-                                             for x in (before, after))
-
-
-def in_state(args, ns):
-    """Whether a core hand-off of `ns` is in the --state asked for."""
-    if args.state == "any":
-        return True
-    if ns is None:
-        return False
-    return ns <= args.state_ns if args.state == "near" else ns > args.state_ns
-
-
 def in_one_state(args, label, run, wait=False):
-    """run()'s result; with --state near|far, run again (up to --retries times) while the core
-    hand-off measured before or after it is not in that state: on a VM whose vCPUs share a
-    cache only some of the time, runs in one state are not compared with runs in the other.
-    With `wait`, each try first waits (up to 2 minutes) for the state."""
-    for _ in range(args.retries + 1):
-        waited = 0
-        while wait and not in_state(args, hand_off_ns(args.build)) and waited < 120:
-            time.sleep(2)
-            waited += 2
-        before = hand_off_ns(args.build)
-        result = run()
-        after = hand_off_ns(args.build)
-        ok = in_state(args, before) and in_state(args, after)
-        print(f"# {label}: {hand_offs(before, after)}{'' if ok else ': again'}", file=sys.stderr)
-        if ok:
-            return result
-    print(f"# {label}: kept after {args.retries} retries", file=sys.stderr)
-    return result
+    """run() kept to --state (core_link.run_in_state)."""
+    return run_in_state(args.build, args.state, args.state_ns, args.retries, label, run, wait)
 
 
 def tune(args, env):
@@ -243,7 +212,9 @@ def main():
         # choice: the chosen algorithm's forced runs against the best forced runs (the choice
         # alone, measured alike); noise: auto against its own algorithm forced (1.0 on a
         # quiet machine).
-        choice = stat(algo, max) / stat(best, max) if stat(best, max) > 0 else float("nan")
+        # (nan when the chosen algorithm is not among --algos: nothing to compare it with.)
+        choice = (stat(algo, max) / stat(best, max) if stat(algo, max) > 0 and stat(best, max) > 0
+                  else float("nan"))
         noise = auto_best / stat(algo, max) if stat(algo, max) > 0 else float("nan")
         worst = min(worst, ratio)
         worst_choice = min(worst_choice, choice) if choice == choice else worst_choice

@@ -11,7 +11,12 @@ build/compare/compare.json and PNG plots of busbw and latency against message si
 
 Noise: the machine is shared, so every tool runs once per round, rounds are interleaved
 (plexus, mpi, gloo, ucx, memcpy, then again), and each tool's best round counts at each size: a
-burst of load from elsewhere hits every tool alike instead of one tool's whole sweep.
+burst of load from elsewhere hits every tool alike instead of one tool's whole sweep. This VM's
+two vCPUs also switch, for seconds to minutes, between sharing a cache and not (a cache-line
+hand-off of ~45 against ~220 ns, bench/core_link.cc), which halves or doubles every tool's
+bandwidth; --state near (or far) runs a tool's round again, dropping its samples, until the
+hand-off before and after it is in that state (up to --retries times), so every tool is
+measured in the same one.
 
 Which column counts: Plexus's out-of-place busbw (nccl-tests' headline column) against the best
 of each peer's out-of-place and in-place columns, so a PASS holds against the peer's best showing.
@@ -20,6 +25,7 @@ Run with Debian's /usr/bin/python3 (it has numpy and matplotlib).
 """
 
 import argparse
+import copy
 import json
 import multiprocessing
 import os
@@ -31,11 +37,12 @@ import time
 
 import numpy as np
 
-from core_link import core_link  # this directory: sys.path[0] when run as a script
+from core_link import core_link, run_in_state  # this directory: sys.path[0] as a script
 
 KIB, MIB = 1 << 10, 1 << 20
 TINY_MAX = 4 * KIB     # sizes up to here take about a microsecond: many more iterations
 SMALL_MAX = 512 * KIB  # sizes up to here are latency-bound: more iterations
+MEDIUM_MAX = 4 * MIB   # and up to here, fewer, but still more than the largest get
 UCX_MIN = 64 * KIB     # ucx_perftest below this measures message rate, not bandwidth
 # From here on, every rank copying its own buffer at once bounds what an all-reduce can reach: it
 # must read each rank's input and write each rank's output at least once, the least memory
@@ -69,13 +76,15 @@ class Runner:
         # measures the same sizes: small messages get more iterations. A timed loop starts
         # after a barrier, whose exit skew between ranks (tens of us) it also times: 200 calls of
         # 0.3 us (60 us) carried it as +0.1 us per call, so the tiny sizes get 5000.
+        # 1-4 MiB take 0.1-0.5 ms: 20 calls were 2-10 ms, a window one preemption spoils.
         tiny = [s for s in self.sizes if s <= TINY_MAX]
         small = [s for s in self.sizes if TINY_MAX < s <= SMALL_MAX]
-        large = [s for s in self.sizes if s > SMALL_MAX]
-        iters = (((1000, 100), (50, 10), (8, 2)) if args.quick else
-                 ((5000, 500), (200, 20), (20, 5)))
-        self.segments = [(seg[0], seg[-1]) + it for seg, it in zip((tiny, small, large), iters)
-                         if seg]
+        medium = [s for s in self.sizes if SMALL_MAX < s <= MEDIUM_MAX]
+        large = [s for s in self.sizes if s > MEDIUM_MAX]
+        iters = (((1000, 100), (50, 10), (20, 4), (8, 2)) if args.quick else
+                 ((5000, 500), (200, 20), (100, 10), (20, 5)))
+        self.segments = [(seg[0], seg[-1]) + it
+                         for seg, it in zip((tiny, small, medium, large), iters) if seg]
 
     def record(self, tool, size, time_us, busbw):
         self.results.setdefault(tool, {}).setdefault(size, []).append(
@@ -187,14 +196,24 @@ class Runner:
                  ("ucx put_bw", lambda: self.run_ucx("ucp_put_bw")),
                  ("ucx tag_bw", lambda: self.run_ucx("tag_bw")), ("memcpy", self.run_memcpy),
                  ("memcpy, every rank", self.run_memcpy_ranks)]
-        for r in range(self.args.rounds):
+        a = self.args
+        for r in range(a.rounds):
             for name, fn in tools:
-                cores = core_link(self.args.build)
+                label = "round %d/%d  %-22s" % (r + 1, a.rounds, name)
+                if a.state != "any":
+                    # A round whose state does not hold runs again, without its samples.
+                    kept = copy.deepcopy(self.results)
+
+                    def discard(kept=kept):
+                        self.results = copy.deepcopy(kept)
+                    run_in_state(a.build, a.state, a.state_ns, a.retries, label, fn,
+                                 discard=discard)
+                    continue
+                cores = core_link(a.build)
                 t0 = time.time()
                 fn()
-                print("# round %d/%d  %-22s %6.1f s  load %.2f  core hand-off before: %s" %
-                      (r + 1, self.args.rounds, name, time.time() - t0, os.getloadavg()[0],
-                       cores), flush=True)
+                print("# %s %6.1f s  load %.2f  core hand-off before: %s" %
+                      (label, time.time() - t0, os.getloadavg()[0], cores), flush=True)
 
 
 def page_aligned(size, fill):
@@ -284,6 +303,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3)")
     ap.add_argument("--build", default="build", help="directory with the binaries (build)")
     ap.add_argument("--out", default=None, help="output directory (BUILD/compare)")
+    ap.add_argument("--state", choices=["any", "near", "far"], default="any",
+                    help="keep only tool rounds with the core hand-off (plexus-core-link) at most "
+                         "(near) or above (far) --state-ns before and after, running them again")
+    ap.add_argument("--state-ns", type=float, default=100)
+    ap.add_argument("--retries", type=int, default=8, help="runs again per round for --state")
     args = ap.parse_args()
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
@@ -293,8 +317,10 @@ def main():
     import compare_report
 
     load_before = os.getloadavg()
-    print("# compare: %d ranks, %d cores, %d interleaved rounds, best round per tool and size; "
-          "load average %.2f %.2f %.2f" % ((args.ranks, os.cpu_count(), args.rounds) +
+    state = "" if args.state == "any" else ", rounds kept with the core hand-off %s %.0f ns" % (
+        "<=" if args.state == "near" else ">", args.state_ns)
+    print("# compare: %d ranks, %d cores, %d interleaved rounds, best round per tool and size%s; "
+          "load average %.2f %.2f %.2f" % ((args.ranks, os.cpu_count(), args.rounds, state) +
                                            load_before), flush=True)
     runner = Runner(args)
     runner.run_all()
