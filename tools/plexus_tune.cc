@@ -244,11 +244,8 @@ void printLinks(const internal::TuningLinks& links) {
   }
 }
 
-// The readable summary: every measured size with each candidate's time, then the ranges.
-void printCollective(const CollectiveResult& r, const internal::CollectiveTuning& t,
-                     SweepOptions::Stat stat) {
-  std::printf("\n%s (us per call, %s over repetitions of the slowest rank; * = chosen)\n",
-              collectiveName(r.kind), statName(stat));
+// Every candidate measured at some size of `r`, in order of first appearance.
+std::vector<std::string> candidateNames(const CollectiveResult& r) {
   std::vector<std::string> names;
   for (const auto& s : r.sizes) {
     for (const auto& c : s.candidates) {
@@ -257,18 +254,33 @@ void printCollective(const CollectiveResult& r, const internal::CollectiveTuning
       }
     }
   }
+  return names;
+}
+
+// `name`'s times at size `s`, or null when it did not run there.
+const CandidateTimes* timesOf(const SizeResult& s, const std::string& name) {
+  auto it = std::find_if(s.candidates.begin(), s.candidates.end(),
+                         [&](const CandidateTimes& c) { return c.algorithm == name; });
+  return it == s.candidates.end() ? nullptr : &*it;
+}
+
+// The readable summary: every measured size with each candidate's time, then the ranges.
+void printCollective(const CollectiveResult& r, const internal::CollectiveTuning& t,
+                     SweepOptions::Stat stat) {
+  std::printf("\n%s (us per call, %s over repetitions of the slowest rank; * = chosen)\n",
+              collectiveName(r.kind), statName(stat));
+  const std::vector<std::string> names = candidateNames(r);
   std::printf("  %10s", "bytes");
   for (const auto& n : names) std::printf("  %10s", n.c_str());
   std::printf("\n");
   for (const auto& s : r.sizes) {
     std::printf("  %10zu", s.bytes);
     for (const auto& n : names) {
-      auto it = std::find_if(s.candidates.begin(), s.candidates.end(),
-                             [&](const CandidateTimes& c) { return c.algorithm == n; });
-      if (it == s.candidates.end()) {
+      const CandidateTimes* c = timesOf(s, n);
+      if (c == nullptr) {
         std::printf("  %10s", "-");
       } else {
-        std::printf("  %9.1f%c", it->scoreUs, n == s.winner ? '*' : ' ');
+        std::printf("  %9.1f%c", c->scoreUs, n == s.winner ? '*' : ' ');
       }
     }
     std::printf("\n");
@@ -317,49 +329,34 @@ std::vector<TuningTarget> chosenTargets(Communicator& comm, const Args& a) {
 // against the fastest forced algorithm (>= 1: the choice is as fast), and the ring against the
 // fastest of the others (> 1: they beat it). The worst auto ratio, and its size, out.
 void printCheck(const CollectiveResult& r, const Args& a, double* worst, std::string* worstAt) {
-  std::vector<std::string> names;
-  for (const auto& s : r.sizes) {
-    for (const auto& c : s.candidates) {
-      if (std::find(names.begin(), names.end(), c.algorithm) == names.end()) {
-        names.push_back(c.algorithm);
-      }
-    }
-  }
+  const std::vector<std::string> names = candidateNames(r);
   std::printf("\n%s (us per call, %s over repetitions of the slowest rank)\n",
               collectiveName(r.kind), statName(a.sweep.stat));
   std::printf("  %10s", "bytes");
   for (const auto& n : names) std::printf("  %9s", n.c_str());
   std::printf("  %8s  %8s  %9s  %10s\n", "chosen", "fastest", "best/auto", "ring/other");
   for (const auto& s : r.sizes) {
-    const CandidateTimes* autoTimes = nullptr;
     const CandidateTimes* fastest = nullptr;  // of the forced ones
-    const CandidateTimes* ring = nullptr;
-    const CandidateTimes* other = nullptr;  // the fastest forced one that is not the ring
+    const CandidateTimes* other = nullptr;    // the fastest forced one that is not the ring
     for (const auto& c : s.candidates) {
-      if (c.algorithm == kAuto) {
-        autoTimes = &c;
-        continue;
-      }
+      if (c.algorithm == kAuto) continue;
       if (fastest == nullptr || c.scoreUs < fastest->scoreUs) fastest = &c;
-      if (c.algorithm == "ring") {
-        ring = &c;
-      } else if (other == nullptr || c.scoreUs < other->scoreUs) {
-        other = &c;
-      }
+      if (c.algorithm != "ring" && (other == nullptr || c.scoreUs < other->scoreUs)) other = &c;
     }
     std::printf("  %10zu", s.bytes);
     for (const auto& n : names) {
-      auto it = std::find_if(s.candidates.begin(), s.candidates.end(),
-                             [&](const CandidateTimes& c) { return c.algorithm == n; });
-      if (it == s.candidates.end()) {
+      const CandidateTimes* c = timesOf(s, n);
+      if (c == nullptr) {
         std::printf("  %9s", "-");
       } else {
-        std::printf("  %9.2f", it->scoreUs);
+        std::printf("  %9.2f", c->scoreUs);
       }
     }
     std::printf("  %8s  %8s", s.chosen.c_str(), fastest ? fastest->algorithm.c_str() : "-");
-    if (autoTimes != nullptr && fastest != nullptr && autoTimes->scoreUs > 0) {
-      const double ratio = fastest->scoreUs / autoTimes->scoreUs;
+    const CandidateTimes* chosen = timesOf(s, kAuto);
+    const bool rated = chosen != nullptr && fastest != nullptr && chosen->scoreUs > 0;
+    const double ratio = rated ? fastest->scoreUs / chosen->scoreUs : 0;
+    if (rated) {
       std::printf("  %9.3f", ratio);
       if (ratio < *worst) {
         *worst = ratio;
@@ -368,13 +365,11 @@ void printCheck(const CollectiveResult& r, const Args& a, double* worst, std::st
     } else {
       std::printf("  %9s", "-");
     }
+    const CandidateTimes* ring = timesOf(s, "ring");
     if (ring != nullptr && other != nullptr && other->scoreUs > 0) {
       std::printf("  %5.2f %-4s", ring->scoreUs / other->scoreUs, other->algorithm.c_str());
     }
-    std::printf("%s\n",
-                fastest && autoTimes && fastest->scoreUs / autoTimes->scoreUs < 1 - a.checkWithin
-                    ? "  <-- slower"
-                    : "");
+    std::printf("%s\n", rated && ratio < 1 - a.checkWithin ? "  <-- slower" : "");
   }
 }
 
