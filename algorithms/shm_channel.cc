@@ -139,12 +139,20 @@ Status ShmPieces::share() {
 }
 
 void ShmPieces::reduceSlots(DataType type, ReduceOp op, uint8_t* dst, size_t offset, size_t count,
-                            const uint8_t* mine) const {
+                            const uint8_t* mine, uint8_t* alsoTo) const {
   auto operand = [&](int j) -> const uint8_t* {
     return j == me_ && mine != nullptr ? mine : slot(j) + offset;
   };
-  reduceCpu(type, op, dst, operand(0), operand(1), count);
-  for (int j = 2; j < n_; ++j) reduceCpu(type, op, dst, dst, operand(j), count);
+  // The last step writes alsoTo too; the ones before it write dst alone.
+  auto step = [&](const uint8_t* a, const uint8_t* b, bool last) {
+    if (last && alsoTo != nullptr) {
+      reduceCpuTwice(type, op, dst, alsoTo, a, b, count);
+    } else {
+      reduceCpu(type, op, dst, a, b, count);
+    }
+  };
+  step(operand(0), operand(1), n_ == 2);
+  for (int j = 2; j < n_; ++j) step(dst, operand(j), j == n_ - 1);
 }
 
 void ShmPieces::publishReduced() {

@@ -85,9 +85,10 @@ class ShmPieces {
   Status share();
   /// dst[0, count) = slot_0 op slot_1 op … op slot_{n−1}, each slot read from byte `offset`:
   /// in rank order whichever rank runs it, so every rank gets bitwise the same result. With
-  /// `mine`, this rank's operand is read from there instead of from its slot.
+  /// `mine`, this rank's operand is read from there instead of from its slot; with `alsoTo`,
+  /// the result is written there as well, in the same pass (it may be `mine`, not dst).
   void reduceSlots(DataType type, ReduceOp op, uint8_t* dst, size_t offset, size_t count,
-                   const uint8_t* mine = nullptr) const;
+                   const uint8_t* mine = nullptr, uint8_t* alsoTo = nullptr) const;
   /// Publishes that this rank wrote its second-round result into its slot.
   void publishReduced();
   /// Waits until rank `rank` has published its second-round result of the current piece.

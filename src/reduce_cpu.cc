@@ -59,6 +59,14 @@ void reduceWith(const ReduceKernels& kernels, DataType type, ReduceOp op, void* 
   kernels.reduce[static_cast<int>(type)][static_cast<int>(op)](dst, a, b, count);
 }
 
+void reduceTwiceWith(const ReduceKernels& kernels, DataType type, ReduceOp op, void* dst,
+                     void* dst2, const void* a, const void* b, size_t count) {
+  PLEXUS_CHECK(isValidDataType(type));
+  PLEXUS_CHECK(isValidReduceOp(op));
+  if (op == ReduceOp::kAvg) op = ReduceOp::kSum;
+  kernels.reduceTwice[static_cast<int>(type)][static_cast<int>(op)](dst, dst2, a, b, count);
+}
+
 void divideWith(const ReduceKernels& kernels, DataType type, void* dst, size_t count, int divisor) {
   PLEXUS_CHECK(isValidDataType(type));
   // Positive divisors only: the world size. (INT_MIN / -1 would also be undefined.)
@@ -110,6 +118,11 @@ void reduceCpu(DataType type, ReduceOp op, void* dst, const void* a, const void*
   reduceWith(selectedKernels(), type, op, dst, a, b, count);
 }
 
+void reduceCpuTwice(DataType type, ReduceOp op, void* dst, void* dst2, const void* a, const void* b,
+                    size_t count) {
+  reduceTwiceWith(selectedKernels(), type, op, dst, dst2, a, b, count);
+}
+
 void copyStreaming(void* dst, const void* src, size_t bytes) {
 #if defined(__x86_64__)
   auto* d = static_cast<uint8_t*>(dst);
@@ -143,6 +156,11 @@ void divideInPlace(DataType type, void* dst, size_t count, int divisor) {
 void reduceCpuOn(ReduceIsa isa, DataType type, ReduceOp op, void* dst, const void* a, const void* b,
                  size_t count) {
   reduceWith(kernelsFor(isa), type, op, dst, a, b, count);
+}
+
+void reduceCpuTwiceOn(ReduceIsa isa, DataType type, ReduceOp op, void* dst, void* dst2,
+                      const void* a, const void* b, size_t count) {
+  reduceTwiceWith(kernelsFor(isa), type, op, dst, dst2, a, b, count);
 }
 
 void divideInPlaceOn(ReduceIsa isa, DataType type, void* dst, size_t count, int divisor) {

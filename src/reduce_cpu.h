@@ -22,6 +22,12 @@ namespace plexus {
 /// the same bits.
 void reduceCpu(DataType type, ReduceOp op, void* dst, const void* a, const void* b, size_t count);
 
+/// reduceCpu writing each result to two places: dst[i] = dst2[i] = a[i] op b[i], in one pass
+/// (no second read of dst to copy it). Each of dst and dst2 may be the same pointer as a or b;
+/// dst and dst2 must not overlap.
+void reduceCpuTwice(DataType type, ReduceOp op, void* dst, void* dst2, const void* a, const void* b,
+                    size_t count);
+
 /// dst[i] = dst[i] / divisor, the last step of kAvg; divisor must be > 0 (the world size).
 /// Integers truncate toward zero; f16/bf16 divide in f32 and round back.
 void divideInPlace(DataType type, void* dst, size_t count, int divisor);

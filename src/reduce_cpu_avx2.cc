@@ -45,15 +45,19 @@ inline void storeHalves(uint16_t* p, __m256 v) {
 }
 
 // The tail (fewer than eight elements) goes through the same instructions via a small buffer,
-// so every element of a call is rounded by the same code whatever its position.
-template <typename Op>
-void reduceHalfF16c(void* dst, const void* a, const void* b, size_t count) {
+// so every element of a call is rounded by the same code whatever its position. With kTwice the
+// result goes to dst2 as well.
+template <typename Op, bool kTwice>
+void reduceHalfF16cInto(void* dst, void* dst2, const void* a, const void* b, size_t count) {
   uint16_t* d = static_cast<uint16_t*>(dst);
+  uint16_t* d2 = static_cast<uint16_t*>(dst2);
   const uint16_t* x = static_cast<const uint16_t*>(a);
   const uint16_t* y = static_cast<const uint16_t*>(b);
   size_t i = 0;
   for (; i + kLanes <= count; i += kLanes) {
-    storeHalves(d + i, Op::apply(loadHalves(x + i), loadHalves(y + i)));
+    const __m256 v = Op::apply(loadHalves(x + i), loadHalves(y + i));
+    storeHalves(d + i, v);
+    if constexpr (kTwice) storeHalves(d2 + i, v);
   }
   if (i < count) {
     const size_t rest = count - i;
@@ -64,7 +68,18 @@ void reduceHalfF16c(void* dst, const void* a, const void* b, size_t count) {
     std::memcpy(ty, y + i, rest * sizeof(uint16_t));
     storeHalves(td, Op::apply(loadHalves(tx), loadHalves(ty)));
     std::memcpy(d + i, td, rest * sizeof(uint16_t));
+    if constexpr (kTwice) std::memcpy(d2 + i, td, rest * sizeof(uint16_t));
   }
+}
+
+template <typename Op>
+void reduceHalfF16c(void* dst, const void* a, const void* b, size_t count) {
+  reduceHalfF16cInto<Op, false>(dst, nullptr, a, b, count);
+}
+
+template <typename Op>
+void reduceHalfTwiceF16c(void* dst, void* dst2, const void* a, const void* b, size_t count) {
+  reduceHalfF16cInto<Op, true>(dst, dst2, a, b, count);
 }
 
 void divideHalfF16c(void* dst, size_t count, int divisor) {
@@ -88,6 +103,10 @@ ReduceKernels makeKernels() {
   table.reduce[t][static_cast<int>(ReduceOp::kProd)] = &reduceHalfF16c<ProdOp>;
   table.reduce[t][static_cast<int>(ReduceOp::kMin)] = &reduceHalfF16c<MinOp>;
   table.reduce[t][static_cast<int>(ReduceOp::kMax)] = &reduceHalfF16c<MaxOp>;
+  table.reduceTwice[t][static_cast<int>(ReduceOp::kSum)] = &reduceHalfTwiceF16c<SumOp>;
+  table.reduceTwice[t][static_cast<int>(ReduceOp::kProd)] = &reduceHalfTwiceF16c<ProdOp>;
+  table.reduceTwice[t][static_cast<int>(ReduceOp::kMin)] = &reduceHalfTwiceF16c<MinOp>;
+  table.reduceTwice[t][static_cast<int>(ReduceOp::kMax)] = &reduceHalfTwiceF16c<MaxOp>;
   table.divide[t] = &divideHalfF16c;
   return table;
 }

@@ -19,6 +19,10 @@ namespace plexus {
 
 /// One reduction kernel: dst[i] = a[i] op b[i]; dst may equal a or b exactly.
 using ReduceKernelFn = void (*)(void* dst, const void* a, const void* b, size_t count);
+/// The same, writing the result to two places: dst[i] = dst2[i] = a[i] op b[i]; each of dst and
+/// dst2 may equal a or b exactly, and they must not overlap each other.
+using ReduceTwiceKernelFn = void (*)(void* dst, void* dst2, const void* a, const void* b,
+                                     size_t count);
 /// One division kernel: dst[i] /= divisor, divisor > 0.
 using DivideKernelFn = void (*)(void* dst, size_t count, int divisor);
 
@@ -28,13 +32,14 @@ inline constexpr int kNumKernelOps = 4;
 /// Every kernel of one instruction-set level, indexed by DataType and ReduceOp value.
 struct ReduceKernels {
   ReduceKernelFn reduce[kNumDataTypes][kNumKernelOps];
+  ReduceTwiceKernelFn reduceTwice[kNumDataTypes][kNumKernelOps];
   DivideKernelFn divide[kNumDataTypes];
 
   /// True when every entry is set (a DataType added to the enum but not here fails this).
   bool complete() const {
     for (int t = 0; t < kNumDataTypes; ++t) {
       for (int op = 0; op < kNumKernelOps; ++op) {
-        if (reduce[t][op] == nullptr) return false;
+        if (reduce[t][op] == nullptr || reduceTwice[t][op] == nullptr) return false;
       }
       if (divide[t] == nullptr) return false;
     }
@@ -61,6 +66,9 @@ ReduceIsa selectedReduceIsa();
 /// reduceCpu on an explicit level, which must be available (tests and benchmarks only).
 void reduceCpuOn(ReduceIsa isa, DataType type, ReduceOp op, void* dst, const void* a, const void* b,
                  size_t count);
+/// reduceCpuTwice on an explicit level, which must be available (tests and benchmarks only).
+void reduceCpuTwiceOn(ReduceIsa isa, DataType type, ReduceOp op, void* dst, void* dst2,
+                      const void* a, const void* b, size_t count);
 /// divideInPlace on an explicit level, which must be available (tests and benchmarks only).
 void divideInPlaceOn(ReduceIsa isa, DataType type, void* dst, size_t count, int divisor);
 

@@ -268,27 +268,46 @@ PLEXUS_REDUCE_INLINE uint32_t reducePair(uint32_t x, uint32_t y) {
   return lo | (hi << 16);
 }
 
-template <typename E, typename Op>
-void reduceKernel(void* dst, const void* a, const void* b, size_t count) {
+// dst[i] = a[i] op b[i], and with kTwice dst2[i] too (the shm all-reduce's block goes to the
+// region and to the output in one pass).
+template <typename E, typename Op, bool kTwice>
+void reduceInto(void* dst, void* dst2, const void* a, const void* b, size_t count) {
   using S = typename E::Storage;
   S* d = static_cast<S*>(dst);
+  S* d2 = static_cast<S*>(dst2);
   const S* x = static_cast<const S*>(a);
   const S* y = static_cast<const S*>(b);
   if constexpr (kIsFloat16Type<E>) {
     const size_t words = count / 2;
     PLEXUS_IVDEP
     for (size_t i = 0; i < words; ++i) {
-      storeWord(d, i, reducePair<E, Op>(loadWord(x, i), loadWord(y, i)));
+      const uint32_t w = reducePair<E, Op>(loadWord(x, i), loadWord(y, i));
+      storeWord(d, i, w);
+      if constexpr (kTwice) storeWord(d2, i, w);
     }
     if (count % 2 != 0) {
-      d[count - 1] = static_cast<S>(reducePair<E, Op>(x[count - 1], y[count - 1]));
+      const S v = static_cast<S>(reducePair<E, Op>(x[count - 1], y[count - 1]));
+      d[count - 1] = v;
+      if constexpr (kTwice) d2[count - 1] = v;
     }
   } else {
     PLEXUS_IVDEP
     for (size_t i = 0; i < count; ++i) {
-      d[i] = E::narrow(Op::apply(E::widen(x[i]), E::widen(y[i])));
+      const S v = E::narrow(Op::apply(E::widen(x[i]), E::widen(y[i])));
+      d[i] = v;
+      if constexpr (kTwice) d2[i] = v;
     }
   }
+}
+
+template <typename E, typename Op>
+void reduceKernel(void* dst, const void* a, const void* b, size_t count) {
+  reduceInto<E, Op, false>(dst, nullptr, a, b, count);
+}
+
+template <typename E, typename Op>
+void reduceTwiceKernel(void* dst, void* dst2, const void* a, const void* b, size_t count) {
+  reduceInto<E, Op, true>(dst, dst2, a, b, count);
 }
 
 /// Floats divide in their compute type. Integers up to 32 bits divide in double and truncate,
@@ -335,6 +354,10 @@ void fillKernels(ReduceKernels& table, DataType type) {
   table.reduce[t][static_cast<int>(ReduceOp::kProd)] = &reduceKernel<E, ProdOp>;
   table.reduce[t][static_cast<int>(ReduceOp::kMin)] = &reduceKernel<E, MinOp>;
   table.reduce[t][static_cast<int>(ReduceOp::kMax)] = &reduceKernel<E, MaxOp>;
+  table.reduceTwice[t][static_cast<int>(ReduceOp::kSum)] = &reduceTwiceKernel<E, SumOp>;
+  table.reduceTwice[t][static_cast<int>(ReduceOp::kProd)] = &reduceTwiceKernel<E, ProdOp>;
+  table.reduceTwice[t][static_cast<int>(ReduceOp::kMin)] = &reduceTwiceKernel<E, MinOp>;
+  table.reduceTwice[t][static_cast<int>(ReduceOp::kMax)] = &reduceTwiceKernel<E, MaxOp>;
   table.divide[t] = &divideKernel<E>;
 }
 

@@ -276,6 +276,50 @@ TEST_P(ReduceCpuTest, Avx2MatchesBaselineBitForBit) {
   });
 }
 
+// reduceCpuTwice writes reduceCpu's bytes (same level) to both outputs and nothing around
+// them, with its outputs apart from the inputs or each equal to one of them (the shm
+// all-reduce in place: the output is this rank's input).
+TEST_P(ReduceCpuTest, TwiceWritesReduceCpusBytesToBothOutputs) {
+  const auto [type, op] = GetParam();
+  withTraits(type, [&, type = type, op = op](auto traits) {
+    using T = decltype(traits);
+    using S = typename T::S;
+    Rng rng(11 + static_cast<uint64_t>(type) * 29 + static_cast<uint64_t>(op));
+    for (ReduceIsa isa : kIsas) {
+      if (!reduceIsaAvailable(isa)) continue;
+      for (size_t count : kLengths) {
+        for (int layout = 0; layout < 3; ++layout) {  // apart; dst == a; dst2 == b
+          SCOPED_TRACE(::testing::Message()
+                       << reduceIsaName(isa) << " count=" << count << " layout=" << layout);
+          std::vector<S> a(count + 2), b(count + 2);
+          for (S& v : a) v = T::random(rng, false);
+          for (S& v : b) v = T::random(rng, false);
+          const auto want = runReduce(isa, type, op, a, b, 1, count, Alias::kSeparate);
+          std::vector<S> one(count + 2), two(count + 2);
+          std::memset(one.data(), 0x5A, one.size() * sizeof(S));
+          std::memset(two.data(), 0xC3, two.size() * sizeof(S));
+          if (layout == 1) one = a;
+          if (layout == 2) two = b;
+          const std::vector<S> oneBefore = one, twoBefore = two;
+          S* d = one.data() + 1;
+          S* d2 = two.data() + 1;
+          reduceCpuTwiceOn(isa, type, op, d, d2, layout == 1 ? d : a.data() + 1,
+                           layout == 2 ? d2 : b.data() + 1, count);
+          for (bool first : {true, false}) {
+            const std::vector<S>& out = first ? one : two;
+            const std::vector<S>& before = first ? oneBefore : twoBefore;
+            const char* name = first ? "dst" : "dst2";
+            ASSERT_EQ(0, std::memcmp(out.data() + 1, want.data() + 1, count * sizeof(S))) << name;
+            EXPECT_EQ(0, std::memcmp(&out[0], &before[0], sizeof(S))) << "wrote before " << name;
+            EXPECT_EQ(0, std::memcmp(&out[count + 1], &before[count + 1], sizeof(S)))
+                << "wrote past " << name;
+          }
+        }
+      }
+    }
+  });
+}
+
 std::string paramName(const ::testing::TestParamInfo<std::tuple<DataType, ReduceOp>>& info) {
   return std::string(dataTypeName(std::get<0>(info.param))) + "_" +
          reduceOpName(std::get<1>(info.param));
