@@ -128,6 +128,7 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
   if (req.bytes() <= ShmPieces::kInlineBytes) pieces.inlineSlots();
   void (*copyOut)(void*, const void*, size_t) =
       streamsTheOutput(n, req.bytes()) ? copyStreaming : copyPlain;
+  const bool onePass = split && reducesIntoTheOutputToo(req, n);
   for (size_t at = 0; at < req.count; at += perPiece) {
     const size_t cnt = std::min(perPiece, req.count - at);
     const uint8_t* src = in + at * elem;
@@ -149,7 +150,7 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
       std::memcpy(mine, src, own);
       std::memcpy(mine + after, src + after, cnt * elem - after);
       PLEXUS_TRY(pieces.share());
-      if (reducesIntoTheOutputToo(req, n)) {
+      if (onePass) {
         pieces.reduceSlots(req.type, req.op, mine + own, own, blocks.size(me), src + own,
                            dst + own);
         pieces.publishReduced();
