@@ -2,7 +2,7 @@
 """Plexus over libfabric against the provider's own bandwidth, side by side in one run.
 
     bench/compare/ofi_vs_pingpong.py [--build build] [--providers shm,tcp] [--rounds 3]
-                                     [-b 4M] [-e 64M]
+                                     [-b 4M] [-e 64M] [--state near|far [--state-ns 100]]
 
 For each provider, in interleaved rounds (plexus, fi_pingpong, next provider, then again; the
 best round of each counts): a 2-rank all-reduce (`plexusrun -n 2 plexus-perf allreduce -a ring`,
@@ -28,13 +28,21 @@ of fi_pingpong. So max(raw exchange, pingpong/2) / fi_pingpong is the highest ra
 allows; the table prints it as "limit". Providers: tcp (tcp;ofi_rxm) is what PLEXUS_TRANSPORT=ofi picks
 here; shm (PLEXUS_OFI_PROVIDER=shm) is faster on one host but not the default (README, Known
 issues: it livelocks on a truncated message).
+
+--state near (or far) keeps each run only when this VM's two cores' cache-line hand-off, measured
+before and after it (bench/compare/core_link.py), is at most (above) --state-ns, and runs it
+again otherwise, as compare.py does: the VM switches between the two for minutes at a time and
+every rate here moves with it, so a ratio is only meaningful within one state.
 """
 import argparse
+import itertools
 import os
 import re
 import subprocess
 import sys
 import time
+
+from core_link import run_in_state  # this directory: sys.path[0] as a script
 
 ROW = re.compile(r"^\[0\]\s+(\d+)\s+\d+\s+\S+\s+\S+\s+-?\d+\s+\S+\s+\S+\s+(\S+)")
 
@@ -88,19 +96,26 @@ def run_raw_exchange(build, provider, lo, hi):
     return best
 
 
-def run_pingpong(provider, size, port):
+def run_pingpong(provider, size, ports):
+    """fi_pingpong's one-way GB/s for `size`, on the next port of `ports` (each run, and each
+    run again for --state, gets its own: the last one's may still be held by the kernel); a
+    client that found no server yet tries again on a fresh pair."""
     iters = str(max(10, min(200, (256 << 20) // size)))
     args = ["fi_pingpong", "-e", "rdm", "-p", provider, "-S", str(size), "-I", iters]
-    server = subprocess.Popen(args + ["-B", str(port)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    time.sleep(0.3)  # the server binds its out-of-band port first
-    client = subprocess.run(args + ["-P", str(port), "127.0.0.1"], capture_output=True,
-                            text=True, timeout=300)
-    server.communicate(timeout=60)
-    for line in client.stdout.splitlines():
-        cols = line.split()
-        if len(cols) >= 6 and cols[1].isdigit():
-            return float(cols[5]) / 1000.0  # MB/sec -> GB/s
+    for _ in range(3):
+        port = str(next(ports))
+        server = subprocess.Popen(args + ["-B", port], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        time.sleep(0.3)  # the server binds its out-of-band port first
+        client = subprocess.run(args + ["-P", port, "127.0.0.1"], capture_output=True,
+                                text=True, timeout=300)
+        if client.returncode != 0:
+            server.kill()
+        server.communicate(timeout=60)
+        for line in client.stdout.splitlines():
+            cols = line.split()
+            if len(cols) >= 6 and cols[1].isdigit():
+                return float(cols[5]) / 1000.0  # MB/sec -> GB/s
     sys.exit("fi_pingpong -p %s -S %d printed no result:\n%s%s" %
              (provider, size, client.stdout, client.stderr))
 
@@ -112,6 +127,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("-b", default="4M")
     ap.add_argument("-e", default="64M")
+    ap.add_argument("--state", choices=["any", "near", "far"], default="any",
+                    help="keep only runs with the cores' cache-line hand-off at most (near) or "
+                         "above (far) --state-ns before and after, running them again")
+    ap.add_argument("--state-ns", type=float, default=100)
+    ap.add_argument("--retries", type=int, default=8, help="runs again per run for --state")
     args = ap.parse_args()
     lo, hi = parse_size(args.b), parse_size(args.e)
     sizes, s = [], lo
@@ -121,23 +141,30 @@ def main():
     providers = args.providers.split(",")
     tools = ("plexus", "exchange", "raw", "pingpong")
     best = {(p, tool): {} for p in providers for tool in tools}
-    port = 47600
+    ports = itertools.count(47600)
+    state = args.state
+
+    def keep(tool, p, results):
+        cur = best[(p, tool)]
+        for size, bw in results.items():
+            cur[size] = max(cur.get(size, 0.0), bw)
+
     for r in range(args.rounds):
         for p in providers:
-            for size, bw in run_plexus(args.build, p, lo, hi).items():
-                cur = best[(p, "plexus")]
-                cur[size] = max(cur.get(size, 0.0), bw)
-            for half, bw in run_plexus(args.build, p, lo // 2, hi // 2, "sendrecv").items():
-                cur = best[(p, "exchange")]
-                cur[2 * half] = max(cur.get(2 * half, 0.0), bw)
-            for half, bw in run_raw_exchange(args.build, p, lo // 2, hi // 2).items():
-                cur = best[(p, "raw")]
-                cur[2 * half] = max(cur.get(2 * half, 0.0), bw)
+            label = "round %d/%d %s" % (r + 1, args.rounds, p)
+            # Each tool's run is kept only when the cores' hand-off before and after it is in
+            # --state (core_link.run_in_state runs it again otherwise).
+            once = lambda what, run: run_in_state(args.build, state, args.state_ns, args.retries,
+                                                  "%s %s" % (label, what), run)
+            keep("plexus", p, once("plexus", lambda: run_plexus(args.build, p, lo, hi)))
+            halves = once("plexus sendrecv",
+                          lambda: run_plexus(args.build, p, lo // 2, hi // 2, "sendrecv"))
+            keep("exchange", p, {2 * half: bw for half, bw in halves.items()})
+            keep("raw", p, {2 * half: bw for half, bw in once(
+                "raw exchange", lambda: run_raw_exchange(args.build, p, lo // 2, hi // 2)).items()})
             for size in sizes:
-                port += 1
-                bw = run_pingpong(p, size, port)
-                cur = best[(p, "pingpong")]
-                cur[size] = max(cur.get(size, 0.0), bw)
+                keep("pingpong", p, {size: once("fi_pingpong %d" % size,
+                                                lambda: run_pingpong(p, size, ports))})
         print("# round %d/%d done (load %s)" % (r + 1, args.rounds,
                                                  os.getloadavg()[0]), flush=True)
     print("# 2 ranks, f32 sum; best of %d interleaved rounds; GB/s" % args.rounds)
