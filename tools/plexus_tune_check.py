@@ -42,7 +42,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench",
                                 "compare"))
-from core_link import run_in_state  # noqa: E402
+from core_link import add_state_arguments, run_in_state  # noqa: E402
 
 ROW = re.compile(r"^\[0\]\s+(\d+)\s+\d+\s+\S+\s+\S+\s+-?\d+\s+(\S+)\s+(\S+)\s+(\S+)")
 # The job's own choices: "on N ranks" for N = -n (hier's sub-communicators log theirs too).
@@ -157,11 +157,7 @@ def main():
     p.add_argument("-f", type=int, default=4)
     p.add_argument("--iters", type=int, default=20, help="fewest calls per size")
     p.add_argument("--algos", default="ring,rhd,tree")
-    p.add_argument("--state", choices=["any", "near", "far"], default="any",
-                   help="keep only runs with the core hand-off (plexus-core-link) at most "
-                        "(near) or above (far) --state-ns before and after")
-    p.add_argument("--state-ns", type=float, default=100)
-    p.add_argument("--retries", type=int, default=8, help="runs again per run for --state")
+    add_state_arguments(p)
     p.add_argument("--tune", action="store_true",
                    help="run plexus-tune first (same ranks, sweep and --state), writing --table")
     args = p.parse_args()

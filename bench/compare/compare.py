@@ -37,7 +37,8 @@ import time
 
 import numpy as np
 
-from core_link import core_link, run_in_state  # this directory: sys.path[0] as a script
+# This directory: sys.path[0] when run as a script.
+from core_link import add_state_arguments, core_link, run_in_state
 
 KIB, MIB = 1 << 10, 1 << 20
 TINY_MAX = 4 * KIB     # sizes up to here take about a microsecond: many more iterations
@@ -303,11 +304,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3)")
     ap.add_argument("--build", default="build", help="directory with the binaries (build)")
     ap.add_argument("--out", default=None, help="output directory (BUILD/compare)")
-    ap.add_argument("--state", choices=["any", "near", "far"], default="any",
-                    help="keep only tool rounds with the core hand-off (plexus-core-link) at most "
-                         "(near) or above (far) --state-ns before and after, running them again")
-    ap.add_argument("--state-ns", type=float, default=100)
-    ap.add_argument("--retries", type=int, default=8, help="runs again per round for --state")
+    add_state_arguments(ap, "tool rounds")
     args = ap.parse_args()
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3

@@ -41,6 +41,18 @@ def in_state(state, ns, limit_ns):
     return ns <= limit_ns if state == "near" else ns > limit_ns
 
 
+def add_state_arguments(parser, what="runs"):
+    """--state, --state-ns and --retries, as every script that keeps its `what` to one state
+    (run_in_state) takes them."""
+    parser.add_argument("--state", choices=["any", "near", "far"], default="any",
+                        help="keep only %s with the core hand-off (plexus-core-link) at most "
+                             "(near) or above (far) --state-ns before and after, running them "
+                             "again" % what)
+    parser.add_argument("--state-ns", type=float, default=100)
+    parser.add_argument("--retries", type=int, default=8,
+                        help="runs again per %s for --state" % what.rstrip("s"))
+
+
 def run_in_state(build, state, limit_ns, retries, label, run, wait=False, discard=None):
     """run()'s result; with state near|far, run again (up to `retries` times) while the
     hand-off measured before or after it is not in that state: on a VM whose vCPUs share a

@@ -42,7 +42,7 @@ import subprocess
 import sys
 import time
 
-from core_link import run_in_state  # this directory: sys.path[0] as a script
+from core_link import add_state_arguments, run_in_state  # this directory: sys.path[0] as a script
 
 ROW = re.compile(r"^\[0\]\s+(\d+)\s+\d+\s+\S+\s+\S+\s+-?\d+\s+\S+\s+\S+\s+(\S+)")
 
@@ -127,11 +127,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("-b", default="4M")
     ap.add_argument("-e", default="64M")
-    ap.add_argument("--state", choices=["any", "near", "far"], default="any",
-                    help="keep only runs with the cores' cache-line hand-off at most (near) or "
-                         "above (far) --state-ns before and after, running them again")
-    ap.add_argument("--state-ns", type=float, default=100)
-    ap.add_argument("--retries", type=int, default=8, help="runs again per run for --state")
+    add_state_arguments(ap)
     args = ap.parse_args()
     lo, hi = parse_size(args.b), parse_size(args.e)
     sizes, s = [], lo
