@@ -32,9 +32,13 @@
 #include <string>
 #include <vector>
 
-#include "bench/compare/compare_driver.h"
+#include "bench/perf/sweep.h"
 
 namespace plexus::compare {
+
+using perf::SweepBackend;
+using perf::SweepOptions;
+
 namespace {
 
 // Long enough for a 64 MiB all-reduce on four ranks sharing two busy cores.
@@ -155,8 +159,9 @@ class GlooBackend : public SweepBackend {
 };
 
 int run(int argc, char** argv) {
-  SweepOptions options = parseSweepOptions(argc, argv, 1, "ring_chunked halving_doubling");
-  if (!peerSupports(argv[0], options)) return 2;
+  SweepOptions options = perf::parseSweepOptions(
+      argc, argv, 1, {"plexus-compare-gloo", "", "algorithms (-a): ring_chunked halving_doubling"});
+  if (!perf::peerSupports(argv[0], options)) return 2;
   GlooAlgorithm algorithm = GlooAlgorithm::kRingChunked;
   if (options.algorithm == "halving_doubling") {
     algorithm = GlooAlgorithm::kHalvingDoubling;
@@ -177,7 +182,7 @@ int run(int argc, char** argv) {
                                               std::to_string(getppid());
   try {
     GlooBackend backend(options, algorithm, rank, size, storeDir);
-    int rc = runSweep(backend, options);
+    int rc = perf::runSweep(backend, options);
     backend.finish();
     return rc;
   } catch (const std::exception& e) {  // Gloo reports every failure by throwing

@@ -11,9 +11,13 @@
 #include <cstdio>
 #include <string>
 
-#include "bench/compare/compare_driver.h"
+#include "bench/perf/sweep.h"
 
 namespace plexus::compare {
+
+using perf::SweepBackend;
+using perf::SweepOptions;
+
 namespace {
 
 MPI_Datatype mpiType(DataType t) {
@@ -83,9 +87,11 @@ class MpiBackend : public SweepBackend {
 
 int main(int argc, char** argv) {
   using namespace plexus::compare;
+  namespace perf = plexus::perf;
   // Flags first: a typo exits 2 on every rank before MPI starts, with nothing to clean up.
-  SweepOptions options = parseSweepOptions(argc, argv, 1, "auto");
-  if (!peerSupports(argv[0], options)) return 2;
+  SweepOptions options =
+      perf::parseSweepOptions(argc, argv, 1, {"plexus-compare-mpi", "", "algorithms (-a): auto"});
+  if (!perf::peerSupports(argv[0], options)) return 2;
   if (!options.algorithm.empty() && options.algorithm != "auto") {
     std::fprintf(stderr, "%s: -a: MPI_Allreduce has only 'auto' (see the MCA note in the source)\n",
                  argv[0]);
@@ -95,7 +101,7 @@ int main(int argc, char** argv) {
   int rc = 0;
   {
     MpiBackend backend(options);
-    rc = runSweep(backend, options);
+    rc = perf::runSweep(backend, options);
   }
   MPI_Finalize();
   return rc;
