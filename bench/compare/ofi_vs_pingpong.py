@@ -25,9 +25,9 @@ at once (as one message, and as 1 MiB messages all posted together; the better c
 2-rank all-reduce sends S bytes each way (reduce-scatter S/2, all-gather S/2): with both
 directions loaded it cannot pass that rate, and with one direction at a time it cannot pass half
 of fi_pingpong. So max(raw exchange, pingpong/2) / fi_pingpong is the highest ratio the link
-allows; the table prints it as "limit". Providers: tcp (tcp;ofi_rxm) is what PLEXUS_TRANSPORT=ofi picks
-here; shm (PLEXUS_OFI_PROVIDER=shm) is faster on one host but not the default (README, Known
-issues: it livelocks on a truncated message).
+allows; the table prints it as "limit". Providers: tcp (tcp;ofi_rxm) is what
+PLEXUS_TRANSPORT=ofi picks here; shm (PLEXUS_OFI_PROVIDER=shm) is faster on one host but not the
+default (README, Known issues: it livelocks on a truncated message).
 
 --state near (or far) keeps each run only when this VM's two cores' cache-line hand-off, measured
 before and after it (bench/compare/core_link.py), is at most (above) --state-ns, and runs it
@@ -42,7 +42,8 @@ import subprocess
 import sys
 import time
 
-from core_link import add_state_arguments, run_in_state  # this directory: sys.path[0] as a script
+# This directory: sys.path[0] when run as a script.
+from core_link import add_state_arguments, run_in_state
 
 ROW = re.compile(r"^\[0\]\s+(\d+)\s+\d+\s+\S+\s+\S+\s+-?\d+\s+\S+\s+\S+\s+(\S+)")
 
@@ -138,7 +139,6 @@ def main():
     tools = ("plexus", "exchange", "raw", "pingpong")
     best = {(p, tool): {} for p in providers for tool in tools}
     ports = itertools.count(47600)
-    state = args.state
 
     def keep(tool, p, results):
         cur = best[(p, tool)]
@@ -148,10 +148,12 @@ def main():
     for r in range(args.rounds):
         for p in providers:
             label = "round %d/%d %s" % (r + 1, args.rounds, p)
-            # Each tool's run is kept only when the cores' hand-off before and after it is in
-            # --state (core_link.run_in_state runs it again otherwise).
-            once = lambda what, run: run_in_state(args.build, state, args.state_ns, args.retries,
-                                                  "%s %s" % (label, what), run)
+
+            def once(what, run, label=label):
+                """run(), kept only when the cores' hand-off before and after it is in
+                --state (core_link.run_in_state runs it again otherwise)."""
+                return run_in_state(args.build, args.state, args.state_ns, args.retries,
+                                    "%s %s" % (label, what), run)
             keep("plexus", p, once("plexus", lambda: run_plexus(args.build, p, lo, hi)))
             halves = once("plexus sendrecv",
                           lambda: run_plexus(args.build, p, lo // 2, hi // 2, "sendrecv"))
