@@ -34,7 +34,7 @@ class PlexusBackend final : public SweepBackend {
     params_.type = o.type;
     params_.op = o.op;
     params_.root = o.root;
-    params_.algorithm = o.algorithm == "auto" ? "" : o.algorithm;  // "auto": the selector's
+    params_.algorithm = o.algorithm == "auto" ? "" : o.algorithm;  // empty: the selector picks
   }
   int rank() const override { return comm_.rank(); }
   int size() const override { return comm_.size(); }
