@@ -10,20 +10,29 @@
 // Doubling walks back (d = 1, 2, …, p/2) swapping finished windows until everyone has all p
 // blocks; finally the odd rank of each folded pair sends the result to its even partner.
 //
-// Bytes per rank: 2(p−1)/p · S for halving plus doubling, the same as the ring; folded pairs
-// move another S each way. Latency: 2 · log2(p) · α, plus 2α when n is not a power of two,
-// against the ring's 2(n−1) · α.
+// Above kFuseLastLevelBytes the levels have radix 4 where they can (radix 2 for an odd last
+// bit): at a radix-4 level a rank's window is cut in four, it sends three quarters to the three
+// ranks that differ from it in that pair of bits, receives its quarter from each and adds the
+// three to its own (its own operand first, then theirs in rank order: one fixed order per
+// block); doubling swaps each finished window with the same three. The bytes are the same, the
+// steps half as many, and each message a quarter of the window instead of half (at 128 KiB on
+// 4 ranks, 32 KiB messages stay under UCX's 64 KiB rendezvous threshold).
 //
-// Up to kFuseLastLevelBytes the last halving step and the first doubling step become one: at
-// distance 1 the partners swap their whole two-block window and both reduce all of it (lower
-// rank's operand first, so both get the same bits), which moves the same bytes in one message
-// instead of two, for an extra block reduced: 2·log2(p) − 1 steps.
+// Bytes per rank: 2(p−1)/p · S for halving plus doubling, the same as the ring; folded pairs
+// move another S each way. Latency: 2 · L · α with L = log2(p) levels (about half as many at
+// radix 4), plus 2α when n is not a power of two, against the ring's 2(n−1) · α.
+//
+// From kWholeBufferBytes to kFuseLastLevelBytes the last halving step and the first doubling
+// step become one: at distance 1 the partners swap their whole two-block window and both reduce
+// all of it (lower rank's operand first, so both get the same bits), which moves the same bytes
+// in one message instead of two, for an extra block reduced: 2·log2(p) − 1 steps.
 //
 // Short messages (≤ kWholeBufferBytes) skip the halving: recursive doubling exchanges the
 // whole buffer at distances 1, 2, …, p/2 and adds it, log2(p) · α of latency for log2(p) · S
 // bytes, which wins while α dominates (MPICH makes the same switch). Each pair adds the same
 // two operands (IEEE addition, min and max commute bit for bit), so ranks still agree. Each block
 // is summed at exactly one rank and then copied, so every rank ends with bitwise identical results.
+#include <array>
 #include <cmath>
 
 #include "algorithms/algorithm.h"
@@ -48,12 +57,44 @@ constexpr size_t kWholeBufferBytes = 16 * 1024;
 // rendezvous threshold, and fusing was no faster (91.1/112.3 against 88.0/103.9).
 constexpr size_t kFuseLastLevelBytes = 64 * 1024;
 
+// The largest radix of the halving levels (see the opening comment). 4 ranks on 2 cores,
+// `plexus-tune --check -a ring,rhd --stat median`, three interleaved runs each, us (ring / rhd
+// radix 2 / rhd radix 4): 128 KiB 68-71 / 86-89 / 52-61, 256 KiB 175-196 / 156-166 / 138-156,
+// 512 KiB to 4 MiB level. Up to 64 KiB radix 2 with the fused level stays: radix 4 was level
+// there with the cores near (64 KiB 34.7-35.8 against 33.9-35.9 us), and as one whole-buffer
+// step of three messages at 8-16 KiB it lost (16 KiB 19.7-20.5 against 15.8-16.8).
+int radixFor(size_t bytes) { return bytes > kFuseLastLevelBytes ? 4 : 2; }
+
 bool fusesLastLevel(size_t bytes) {
   return bytes > kWholeBufferBytes && bytes <= kFuseLastLevelBytes;
 }
 
 // The unfold's tag step, past any halving or doubling step (at most 2 · 31 of them).
 constexpr uint32_t kUnfoldStep = 0xFFFF;
+
+// The rank that stands for new rank v after the fold (the odd rank of a folded pair).
+int realRank(int v, int rem) { return v < rem ? 2 * v + 1 : v + rem; }
+
+// The levels of the halving and doubling among p = 2^m ranks, farthest partners first: radix
+// maxRadix (4) while two or more bits are left, then radix 2. At a level of radix k and stride
+// s a rank's group is the k ranks that differ from it only in the digit (rank / s) % k.
+constexpr int kMaxRadix = 4;
+struct RadixLevels {
+  RadixLevels(int p, int maxRadix) {
+    int bits = 0;
+    while ((1 << bits) < p) ++bits;
+    int below = p;
+    for (; bits > 0; ++count) {
+      radix[count] = bits >= 2 && maxRadix >= 4 ? 4 : 2;
+      bits -= radix[count] == 4 ? 2 : 1;
+      below /= radix[count];
+      stride[count] = below;
+    }
+  }
+  int count = 0;
+  int radix[32] = {};
+  int stride[32] = {};
+};
 
 class RhdAllReduce final : public Algorithm {
  public:
@@ -69,10 +110,10 @@ class RhdAllReduce final : public Algorithm {
     if (n == 1) return 0;
     const int p = 1 << static_cast<int>(std::floor(std::log2(n)));
     const double s = static_cast<double>(request.bytes()), f = (p - 1.0) / p;
-    double t =
-        request.bytes() <= kWholeBufferBytes
-            ? std::log2(p) * (m.alphaUs + s * (m.betaUsPerB + m.gammaUsPerB))
-            : 2 * std::log2(p) * m.alphaUs + 2 * f * s * m.betaUsPerB + f * s * m.gammaUsPerB;
+    double t = request.bytes() <= kWholeBufferBytes
+                   ? std::log2(p) * (m.alphaUs + s * (m.betaUsPerB + m.gammaUsPerB))
+                   : 2 * RadixLevels(p, radixFor(request.bytes())).count * m.alphaUs +
+                         2 * f * s * m.betaUsPerB + f * s * m.gammaUsPerB;
     if (fusesLastLevel(request.bytes())) t += -m.alphaUs + s / p * m.gammaUsPerB;
     if (p != n) t += 2 * m.alphaUs + 2 * s * m.betaUsPerB + s * m.gammaUsPerB;
     return t;
@@ -115,12 +156,11 @@ Status RhdAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
     self = r / 2;
   }
   ++step;
-  auto real = [rem](int v) { return v < rem ? 2 * v + 1 : v + rem; };
 
   if (bytes <= kWholeBufferBytes) {
     for (int d = 1; d < p; d *= 2, ++step) {
-      PLEXUS_TRY(sendRecv(ctx, real(self ^ d), cur, bytes, real(self ^ d), incoming, bytes,
-                          ctx.tag(step, 0)));
+      const int peer = realRank(self ^ d, rem);
+      PLEXUS_TRY(sendRecv(ctx, peer, cur, bytes, peer, incoming, bytes, ctx.tag(step, 0)));
       reduceCpu(req.type, req.op, out, cur, incoming, req.count);
       cur = out;
     }
@@ -139,23 +179,38 @@ Status RhdAllReduce::halvingDoubling(const CollectiveRequest& req, CollectiveCon
                                      uint32_t step) {
   const size_t elem = dataTypeSize(req.type);
   auto* out = static_cast<uint8_t*>(req.recv);
-  auto real = [rem](int v) { return v < rem ? 2 * v + 1 : v + rem; };
-  // Halving: the window [lo, lo + len) of blocks shrinks to this rank's own block.
+  auto real = [rem](int v) { return realRank(v, rem); };
   const BlockSplit blocks(req.count, p);
+  const RadixLevels levels(p, radixFor(req.bytes()));
+  const bool fuse = fusesLastLevel(req.bytes()) && levels.radix[levels.count - 1] == 2;
+  const int halving = levels.count - (fuse ? 1 : 0);
+  std::array<Transfer, 2 * (kMaxRadix - 1)> ops;
+  std::array<TransferRequest, 2 * (kMaxRadix - 1)> reqs;
+  // Halving: the window [lo, lo + len) of blocks shrinks to this rank's own block.
   size_t lo = 0, len = static_cast<size_t>(p);
-  const bool fuse = fusesLastLevel(req.bytes());
-  for (int d = p / 2; d >= (fuse ? 2 : 1); d /= 2, ++step) {
-    const size_t half = len / 2;
-    const bool lower = (self & d) == 0;
-    const size_t keep = lower ? lo : lo + half, give = lower ? lo + half : lo;
-    const size_t keepAt = blocks.start(keep) * elem, keepN = blocks.span(keep, half);
-    PLEXUS_TRY(sendRecv(ctx, real(self ^ d), cur + blocks.start(give) * elem,
-                        blocks.span(give, half) * elem, real(self ^ d), incoming, keepN * elem,
-                        ctx.tag(step, 0)));
+  for (int l = 0; l < halving; ++l, ++step) {
+    const int k = levels.radix[l], stride = levels.stride[l], digit = (self / stride) % k;
+    const size_t part = len / k, keep = lo + static_cast<size_t>(digit) * part;
+    const size_t keepAt = blocks.start(keep) * elem, keepN = blocks.span(keep, part);
+    size_t n = 0;
+    for (int m = 0, slot = 0; m < k; ++m) {
+      if (m == digit) continue;
+      const int peer = real(self + (m - digit) * stride);
+      const size_t give = lo + static_cast<size_t>(m) * part;
+      ops[n++] = {peer, false, incoming + slot++ * keepN * elem, keepN * elem, ctx.tag(step, 0)};
+      ops[n++] = {peer, true, const_cast<uint8_t*>(cur) + blocks.start(give) * elem,
+                  blocks.span(give, part) * elem, ctx.tag(step, 0)};
+    }
+    PLEXUS_TRY(transferAll(ctx, ops.data(), reqs.data(), n));
+    // This rank's operand first, then the others' in the order of their digits: one fixed order
+    // per block, and no other rank reduces this block at this level.
     reduceCpu(req.type, req.op, out + keepAt, cur + keepAt, incoming, keepN);
+    for (int j = 1; j < k - 1; ++j) {
+      reduceCpu(req.type, req.op, out + keepAt, out + keepAt, incoming + j * keepN * elem, keepN);
+    }
     cur = out;
     lo = keep;
-    len = half;
+    len = part;
   }
   if (fuse) {
     const size_t at = blocks.start(lo) * elem, cnt = blocks.span(lo, len);
@@ -170,16 +225,24 @@ Status RhdAllReduce::halvingDoubling(const CollectiveRequest& req, CollectiveCon
     divideInPlace(req.type, out + blocks.start(lo) * elem, blocks.span(lo, len), ctx.size());
   }
 
-  // Doubling: swap finished windows with ever farther partners.
-  for (int d = fuse ? 2 : 1; d < p; d *= 2, ++step) {
-    const bool lower = (self & d) == 0;
-    const size_t theirs = lower ? lo + len : lo - len;
-    PLEXUS_TRY(sendRecv(ctx, real(self ^ d), out + blocks.start(lo) * elem,
-                        blocks.span(lo, len) * elem, real(self ^ d),
-                        out + blocks.start(theirs) * elem, blocks.span(theirs, len) * elem,
-                        ctx.tag(step, 0)));
-    lo = lower ? lo : theirs;
-    len *= 2;
+  // Doubling: the levels in reverse, each rank sending its finished window to the k - 1 others
+  // of its group and receiving theirs in place.
+  for (int l = halving - 1; l >= 0; --l, ++step) {
+    const int k = levels.radix[l], stride = levels.stride[l], digit = (self / stride) % k;
+    const size_t parent = lo - static_cast<size_t>(digit) * len;
+    size_t n = 0;
+    for (int m = 0; m < k; ++m) {
+      if (m == digit) continue;
+      const int peer = real(self + (m - digit) * stride);
+      const size_t theirs = parent + static_cast<size_t>(m) * len;
+      ops[n++] = {peer, false, out + blocks.start(theirs) * elem, blocks.span(theirs, len) * elem,
+                  ctx.tag(step, 0)};
+      ops[n++] = {peer, true, out + blocks.start(lo) * elem, blocks.span(lo, len) * elem,
+                  ctx.tag(step, 0)};
+    }
+    PLEXUS_TRY(transferAll(ctx, ops.data(), reqs.data(), n));
+    lo = parent;
+    len *= k;
   }
   return okStatus();
 }
