@@ -179,7 +179,6 @@ Status RhdAllReduce::halvingDoubling(const CollectiveRequest& req, CollectiveCon
                                      uint32_t step) {
   const size_t elem = dataTypeSize(req.type);
   auto* out = static_cast<uint8_t*>(req.recv);
-  auto real = [rem](int v) { return realRank(v, rem); };
   const BlockSplit blocks(req.count, p);
   const RadixLevels levels(p, radixFor(req.bytes()));
   const bool fuse = fusesLastLevel(req.bytes()) && levels.radix[levels.count - 1] == 2;
@@ -195,7 +194,7 @@ Status RhdAllReduce::halvingDoubling(const CollectiveRequest& req, CollectiveCon
     size_t n = 0;
     for (int m = 0, slot = 0; m < k; ++m) {
       if (m == digit) continue;
-      const int peer = real(self + (m - digit) * stride);
+      const int peer = realRank(self + (m - digit) * stride, rem);
       const size_t give = lo + static_cast<size_t>(m) * part;
       ops[n++] = {peer, false, incoming + slot++ * keepN * elem, keepN * elem, ctx.tag(step, 0)};
       ops[n++] = {peer, true, const_cast<uint8_t*>(cur) + blocks.start(give) * elem,
@@ -214,8 +213,8 @@ Status RhdAllReduce::halvingDoubling(const CollectiveRequest& req, CollectiveCon
   }
   if (fuse) {
     const size_t at = blocks.start(lo) * elem, cnt = blocks.span(lo, len);
-    PLEXUS_TRY(sendRecv(ctx, real(self ^ 1), cur + at, cnt * elem, real(self ^ 1), incoming,
-                        cnt * elem, ctx.tag(step, 0)));
+    PLEXUS_TRY(sendRecv(ctx, realRank(self ^ 1, rem), cur + at, cnt * elem, realRank(self ^ 1, rem),
+                        incoming, cnt * elem, ctx.tag(step, 0)));
     const bool lower = (self & 1) == 0;
     reduceCpu(req.type, req.op, out + at, lower ? cur + at : incoming, lower ? incoming : cur + at,
               cnt);
@@ -233,7 +232,7 @@ Status RhdAllReduce::halvingDoubling(const CollectiveRequest& req, CollectiveCon
     size_t n = 0;
     for (int m = 0; m < k; ++m) {
       if (m == digit) continue;
-      const int peer = real(self + (m - digit) * stride);
+      const int peer = realRank(self + (m - digit) * stride, rem);
       const size_t theirs = parent + static_cast<size_t>(m) * len;
       ops[n++] = {peer, false, out + blocks.start(theirs) * elem, blocks.span(theirs, len) * elem,
                   ctx.tag(step, 0)};
