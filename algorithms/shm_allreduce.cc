@@ -21,10 +21,13 @@
 // flag round per piece (two when split) against log2(n) (rhd) or 2(n−1) (ring) messages through
 // the transport's tag matching. Every block is added in the same order by whichever rank adds
 // it, so the results are bitwise identical on every rank and every run. When all ranks' inputs
-// and outputs outgrow the last-level cache, the copies into the output stream past the cache.
+// and outputs outgrow the last-level cache, the output is written with streaming stores and a
+// rank keeps two pieces open, so that every pass both reads and writes memory (streamingSplit).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "algorithms/algorithm.h"
 #include "algorithms/builtin.h"
@@ -48,29 +51,55 @@ constexpr size_t kSplitFromBytes = 32 * 1024;
 
 bool splitsTheReduction(int n, size_t bytes) { return n >= 2 && bytes >= kSplitFromBytes; }
 
-// Whether the split path writes the output with streaming stores (copyStreaming): when every
-// rank's input and output together outgrow the last-level cache, the output's lines would be
-// read from memory only to be overwritten, and would push out the slots the others read.
-// 2 ranks (32 MiB of L3), three interleaved pairs of runs, us, plain / streaming: 16 MiB
-// 3268-3584 / 2734-3036, 32 MiB 6732-7589 / 5981-6555, 64 MiB 13696-14498 / 12461-12580 (one
-// outlier each); 8 MiB level; streaming at 2-4 MiB (in cache) lost, 243-290 / 324-349 and
-// 408-485 / 619-654 us, which is why it is not always on. 4 ranks: 16-64 MiB streaming was
-// faster even with the cores apart against plain with them near (16 MiB 11.8 against 14.9 ms).
+// Whether the split path streams the output past the cache (streamingSplit): when every rank's
+// input and output together outgrow the last-level cache, the output's lines would be read from
+// memory only to be overwritten, and would push out the slots the others read.
+// 2 ranks (32 MiB of L3), three interleaved pairs of runs, us, plain / streaming (then a copy
+// pass after the reduction): 16 MiB 3268-3584 / 2734-3036, 32 MiB 6732-7589 / 5981-6555, 64 MiB
+// 13696-14498 / 12461-12580; 8 MiB level; streaming at 2-4 MiB (in cache) lost, 243-290 /
+// 324-349 and 408-485 / 619-654 us, and streamingSplit there lost too (2 ranks, 1 MiB 120 against
+// 85 us, 4 MiB 477 against 352), which is why it is not always on.
 bool streamsTheOutput(int n, size_t bytes) {
   return splitsTheReduction(n, bytes) && 2 * static_cast<double>(n) * static_cast<double>(bytes) >
                                              static_cast<double>(lastLevelCacheBytes());
 }
 
-void copyPlain(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+// Whether the split path (in the cache) reduces its own block into its slot and its output in
+// one pass (reduceCpuTwice) instead of reducing into the slot and copying that to the output:
+// always, but for kAvg (the division comes after the sum). Medians of interleaved runs (us,
+// copy / one pass): 2 ranks (6 each) 1 MiB 84 / 73, 2 MiB 163 / 146, 4 MiB 345 / 314, 8 MiB
+// 1152 / 944; 4 ranks (4 each) 256 KiB 125 / 105, 1 MiB 522 / 376, 4 MiB 2499 / 2379.
+bool reducesIntoTheOutputToo(const CollectiveRequest& req) { return req.op != ReduceOp::kAvg; }
 
-// Whether the split path reduces its own block into its slot and its output in one pass
-// (reduceCpuTwice) instead of reducing into the slot and copying that to the output: always,
-// but for kAvg (the division comes after the sum) and when the output streams past the cache.
-// Medians of interleaved runs (us, copy / one pass): 2 ranks (6 each) 1 MiB 84 / 73, 2 MiB 163 /
-// 146, 4 MiB 345 / 314, 8 MiB 1152 / 944; 4 ranks (4 each) 256 KiB 125 / 105, 1 MiB 522 / 376,
-// 4 MiB 2499 / 2379.
-bool reducesIntoTheOutputToo(const CollectiveRequest& req, int n) {
-  return req.op != ReduceOp::kAvg && !streamsTheOutput(n, req.bytes());
+// A span of bytes to copy.
+struct CopySpan {
+  uint8_t* dst;
+  const uint8_t* src;
+  size_t bytes;
+};
+
+// Bytes of each turn when streamingSplit interleaves two lists of copies, and of each step of
+// its reduce-then-stream loop. 2 ranks, medians of six interleaved runs (us, out of place):
+// 4 KiB 16 MiB 2191, 32 MiB 4708, 64 MiB 9898; 16 KiB 2176, 4869, 10984; 64 KiB 2376, 4930,
+// 9808.
+constexpr size_t kInterleaveBytes = 4096;
+
+// Copies `fill` plainly and `drain` with streaming stores (unfenced), taking kInterleaveBytes of
+// each in turn, so that the reads of the one and the writes of the other reach memory together.
+void interleaveCopies(const CopySpan* fill, size_t nFill, const CopySpan* drain, size_t nDrain) {
+  size_t i = 0, j = 0, at = 0, bt = 0;
+  while (i < nFill || j < nDrain) {
+    if (i < nFill) {
+      const size_t len = std::min(kInterleaveBytes, fill[i].bytes - at);
+      std::memcpy(fill[i].dst + at, fill[i].src + at, len);
+      if ((at += len) == fill[i].bytes) ++i, at = 0;
+    }
+    if (j < nDrain) {
+      const size_t len = std::min(kInterleaveBytes, drain[j].bytes - bt);
+      copyStreamingUnfenced(drain[j].dst + bt, drain[j].src + bt, len);
+      if ((bt += len) == drain[j].bytes) ++j, bt = 0;
+    }
+  }
 }
 
 class ShmAllReduce final : public Algorithm {
@@ -107,7 +136,10 @@ class ShmAllReduce final : public Algorithm {
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override;
 
  private:
+  Status streamingSplit(const CollectiveRequest& req, CollectiveContext& ctx, ShmPieces& pieces);
+
   std::shared_ptr<ShmChannel> channel_;
+  std::vector<CopySpan> drain_;  // streamingSplit's, kept to spare an allocation per call
 };
 
 Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
@@ -126,9 +158,8 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
   // overhead cut too, 16 and 32 B 200-203 against 253-256 ns (cores apart: 530-547 against
   // 677-707); 4 ranks level (the scheduler rules there).
   if (req.bytes() <= ShmPieces::kInlineBytes) pieces.inlineSlots();
-  void (*copyOut)(void*, const void*, size_t) =
-      streamsTheOutput(n, req.bytes()) ? copyStreaming : copyPlain;
-  const bool onePass = split && reducesIntoTheOutputToo(req, n);
+  if (streamsTheOutput(n, req.bytes())) return streamingSplit(req, ctx, pieces);
+  const bool onePass = split && reducesIntoTheOutputToo(req);
   for (size_t at = 0; at < req.count; at += perPiece) {
     const size_t cnt = std::min(perPiece, req.count - at);
     const uint8_t* src = in + at * elem;
@@ -158,18 +189,84 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
         pieces.reduceSlots(req.type, req.op, mine + own, own, blocks.size(me), src + own);
         if (req.op == ReduceOp::kAvg) divideInPlace(req.type, mine + own, blocks.size(me), n);
         pieces.publishReduced();
-        copyOut(dst + own, mine + own, ownBytes);  // in place: src's block is read by now
+        std::memcpy(dst + own, mine + own, ownBytes);  // in place: src's block is read by now
       }
       for (int j = 0; j < n; ++j) {
         if (j == me) continue;
         PLEXUS_TRY(pieces.waitReduced(j));
         const size_t theirs = blocks.start(j) * elem;
-        copyOut(dst + theirs, pieces.slot(j) + theirs, blocks.size(j) * elem);
+        std::memcpy(dst + theirs, pieces.slot(j) + theirs, blocks.size(j) * elem);
       }
     }
     pieces.finish();
   }
   return okStatus();
+}
+
+// The split path when the output streams past the cache (streamsTheOutput), with two pieces
+// open at a time. Done one after the other, copying a piece's blocks into the slot only reads
+// memory and streaming the others' results into the output only writes it; here each pass does
+// both. Per piece k: the blocks of k go into the slot interleaved with the others' results of
+// k−1 going out (interleaveCopies), k is published and k−1 finished, then, once every rank has
+// published k, this rank's block is reduced into its slot and streamed into the output
+// kInterleaveBytes at a time (the chunk still in L1 when it is copied), and published as
+// reduced. A rank thus waits for the others' k−1 only after filling k, when in steady state it
+// is long done. Against one pass after another (the path before this one: reduce the block into
+// the slot, then stream each block out), medians of interleaved runs, us, out of place / in
+// place: 2 ranks (6 runs) 16 MiB 2191 / 2764 against 2857 / 3037, 32 MiB 4708 / 5697 against
+// 5940 / 6428, 64 MiB 9898 / 11074 against 10818 / 11951; 4 ranks (6 runs) 8 MiB 2242 / 2511
+// against 2538 / 2577, 16 MiB 4684 / 5105 against 5188 / 5184, 32 MiB 9815 / 10455 against
+// 10529 / 10614.
+Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveContext& ctx,
+                                    ShmPieces& pieces) {
+  const int n = ctx.size(), me = ctx.rank();
+  const auto* in = static_cast<const uint8_t*>(req.send);
+  auto* out = static_cast<uint8_t*>(req.recv);
+  const size_t elem = dataTypeSize(req.type), perPiece = pieces.slotBytes() / elem;
+  const size_t step = kInterleaveBytes / elem;
+  std::array<CopySpan, 2> fill{};
+  std::vector<CopySpan>& drain = drain_;
+  drain.reserve(static_cast<size_t>(n));
+  size_t prevAt = 0, prevCnt = 0;
+  for (size_t at = 0;; at += perPiece) {
+    const bool last = at >= req.count;  // only the previous piece's results are left
+    if (!last) PLEXUS_TRY(pieces.next());
+    const uint32_t prev = pieces.current() - (last ? 0 : 1);
+    const size_t cnt = last ? 0 : std::min(perPiece, req.count - at);
+    const BlockSplit blocks(cnt, n), before(prevCnt, n);
+    const size_t own = blocks.start(me) * elem, after = own + blocks.size(me) * elem;
+    uint8_t* mine = pieces.slot(me);
+    fill[0] = {mine, in + at * elem, own};
+    fill[1] = {mine + after, in + at * elem + after, cnt * elem - after};
+    drain.clear();
+    if (at != 0) {
+      for (int j = 0; j < n; ++j) {
+        if (j == me) continue;
+        PLEXUS_TRY(pieces.waitReduced(j, prev));
+        const size_t theirs = before.start(j) * elem;
+        drain.push_back(
+            {out + prevAt * elem + theirs, pieces.slot(j, prev) + theirs, before.size(j) * elem});
+      }
+    }
+    interleaveCopies(fill.data(), last ? 0 : fill.size(), drain.data(), drain.size());
+    if (last) {
+      streamingFence();
+      pieces.finish(prev);
+      return okStatus();
+    }
+    pieces.publishFilled();
+    if (at != 0) pieces.finish(prev);
+    PLEXUS_TRY(pieces.waitFilled());
+    for (size_t c = 0; c < blocks.size(me); c += step) {
+      const size_t len = std::min(step, blocks.size(me) - c), off = own + c * elem;
+      pieces.reduceSlots(req.type, req.op, mine + off, off, len, in + at * elem + off);
+      if (req.op == ReduceOp::kAvg) divideInPlace(req.type, mine + off, len, n);
+      copyStreamingUnfenced(out + at * elem + off, mine + off, len * elem);
+    }
+    pieces.publishReduced();
+    prevAt = at;
+    prevCnt = cnt;
+  }
 }
 
 }  // namespace

@@ -104,10 +104,11 @@ ShmPieces::Progress& ShmPieces::progress(int rank) const {
                                       kLine * (1 + kLinesPerRank * static_cast<size_t>(rank) + 2));
 }
 
-uint8_t* ShmPieces::slot(int rank) const {
+uint8_t* ShmPieces::slot(int rank, uint32_t piece) const {
+  PLEXUS_CHECK(piece == k_ || piece + 1 == k_);
   if (inline_) return filled(rank).inlined;
   return base_ + kLine * (1 + kLinesPerRank * static_cast<size_t>(n_)) +
-         (half_ * static_cast<size_t>(n_) + static_cast<size_t>(rank)) * slot_;
+         ((piece & 1) * static_cast<size_t>(n_) + static_cast<size_t>(rank)) * slot_;
 }
 
 Status ShmPieces::next() {
@@ -120,9 +121,17 @@ Status ShmPieces::next() {
 }
 
 Status ShmPieces::share() {
+  publishFilled();
+  return waitFilled();
+}
+
+void ShmPieces::publishFilled() {
   Filled& mine = filled(me_);
   mine.call = call_;
   CollectiveContext::publishShared(mine.piece, k_, sleepersOf(base_));
+}
+
+Status ShmPieces::waitFilled() {
   for (int j = 0; j < n_; ++j) {
     if (j == me_) continue;
     PLEXUS_TRY(ctx_.waitShared(filled(j).piece, k_, sleepersOf(base_), j));
@@ -159,12 +168,14 @@ void ShmPieces::publishReduced() {
   CollectiveContext::publishShared(progress(me_).reduced[half_], k_, sleepersOf(base_));
 }
 
-Status ShmPieces::waitReduced(int rank) {
-  return ctx_.waitShared(progress(rank).reduced[half_], k_, sleepersOf(base_), rank);
+Status ShmPieces::waitReduced(int rank, uint32_t piece) {
+  PLEXUS_CHECK(piece == k_ || piece + 1 == k_);
+  return ctx_.waitShared(progress(rank).reduced[piece & 1], piece, sleepersOf(base_), rank);
 }
 
-void ShmPieces::finish() {
-  CollectiveContext::publishShared(progress(me_).done, k_, sleepersOf(base_));
+void ShmPieces::finish(uint32_t piece) {
+  PLEXUS_CHECK(piece == k_ || piece + 1 == k_);
+  CollectiveContext::publishShared(progress(me_).done, piece, sleepersOf(base_));
 }
 
 }  // namespace plexus

@@ -77,12 +77,20 @@ class ShmPieces {
   void inlineSlots() { inline_ = true; }
   /// Starts the next piece: waits until every rank has finished reading the half it uses.
   Status next();
+  /// The current piece's number (what the piece-taking calls below take).
+  uint32_t current() const { return k_; }
   /// Rank `rank`'s slot in the current piece's half.
-  uint8_t* slot(int rank) const;
-  /// Publishes that this rank's slot holds its part of the piece, then waits for every rank's
-  /// part. InvalidArgument naming both calls when a rank passes a different one; the piece is
-  /// then finished (so no rank waits on this one), and every disagreeing rank sees it here.
+  uint8_t* slot(int rank) const { return slot(rank, k_); }
+  /// Rank `rank`'s slot in piece `piece`'s half: the current piece or the one before it.
+  uint8_t* slot(int rank, uint32_t piece) const;
+  /// publishFilled(), then waitFilled().
   Status share();
+  /// Publishes that this rank's slot holds its part of the current piece.
+  void publishFilled();
+  /// Waits for every rank's part of the current piece. InvalidArgument naming both calls when a
+  /// rank passes a different one; the piece is then finished (so no rank waits on this one), and
+  /// every disagreeing rank sees it here.
+  Status waitFilled();
   /// dst[0, count) = slot_0 op slot_1 op … op slot_{n−1}, each slot read from byte `offset`:
   /// in rank order whichever rank runs it, so every rank gets bitwise the same result. With
   /// `mine`, this rank's operand is read from there instead of from its slot; with `alsoTo`,
@@ -91,10 +99,15 @@ class ShmPieces {
                    const uint8_t* mine = nullptr, uint8_t* alsoTo = nullptr) const;
   /// Publishes that this rank wrote its second-round result into its slot.
   void publishReduced();
-  /// Waits until rank `rank` has published its second-round result of the current piece.
-  Status waitReduced(int rank);
-  /// Publishes that this rank has finished reading the current piece's half.
-  void finish();
+  /// Waits until rank `rank` has published its second-round result of the current piece (or of
+  /// `piece`, the one before it).
+  Status waitReduced(int rank) { return waitReduced(rank, k_); }
+  Status waitReduced(int rank, uint32_t piece);
+  /// Publishes that this rank has finished reading the current piece's half (or `piece`'s: a
+  /// rank that runs two pieces at once finishes the earlier one while the later one is current,
+  /// and must finish them in order).
+  void finish() { finish(k_); }
+  void finish(uint32_t piece);
 
  private:
   struct Filled;

@@ -123,7 +123,13 @@ void reduceCpuTwice(DataType type, ReduceOp op, void* dst, void* dst2, const voi
   reduceTwiceWith(selectedKernels(), type, op, dst, dst2, a, b, count);
 }
 
-void copyStreaming(void* dst, const void* src, size_t bytes) {
+void streamingFence() {
+#if defined(__x86_64__)
+  _mm_sfence();
+#endif
+}
+
+void copyStreamingUnfenced(void* dst, const void* src, size_t bytes) {
 #if defined(__x86_64__)
   auto* d = static_cast<uint8_t*>(dst);
   const auto* s = static_cast<const uint8_t*>(src);
@@ -143,7 +149,6 @@ void copyStreaming(void* dst, const void* src, size_t bytes) {
     _mm_stream_si128(reinterpret_cast<__m128i*>(d + 48), x3);
   }
   std::memcpy(d, s, bytes);
-  _mm_sfence();  // the streamed stores are ordered before whatever this thread does next
 #else
   std::memcpy(dst, src, bytes);
 #endif

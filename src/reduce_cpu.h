@@ -35,8 +35,11 @@ void divideInPlace(DataType type, void* dst, size_t count, int divisor);
 /// memcpy(dst, src, bytes) with non-temporal stores where the CPU has them (x86-64): dst's
 /// lines are written to memory without being read first and without displacing the cache, for
 /// outputs nothing reads soon. No alignment is required; dst and src must not overlap. Where
-/// the CPU has no such stores it is memcpy.
-void copyStreaming(void* dst, const void* src, size_t bytes);
+/// the CPU has no such stores it is memcpy. The stores are weakly ordered: call
+/// streamingFence() after a run of such copies, before another thread may read what they wrote
+/// (this thread sees them in order either way).
+void copyStreamingUnfenced(void* dst, const void* src, size_t bytes);
+void streamingFence();
 
 /// Conversions used by the f16/bf16 paths (round to nearest even, overflow to inf; NaN stays
 /// NaN, quieted, keeping its sign and the top of its payload, as F16C and AVX512-BF16 do).

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <thread>
 #include <utility>
@@ -163,6 +165,52 @@ TEST(Shm, AllReducesPastTheLastLevelCacheAreRightOutOfPlaceAndInPlace) {
       },
       o));
 }
+
+// Past the last-level cache the split path keeps two pieces open (streamingSplit): with 3 and
+// 4 ranks (blocks of unequal length), f64 avg (the division before the stream-out) and i8 max
+// (an odd count of one-byte elements), in place and out of place, and a short all-reduce after
+// each (the piece sequence goes on where the long one left it).
+class ShmStreaming : public ::testing::TestWithParam<int> {};
+
+TEST_P(ShmStreaming, AllReducesAreRightAndTheNextCallToo) {
+  WorldOptions o;
+  o.env["PLEXUS_ALGO"] = "allreduce:shm";
+  const int n = GetParam();
+  const size_t bytes = lastLevelCacheBytes() / (2 * static_cast<size_t>(n)) + 12345;
+  ASSERT_TRUE(runWorld(
+      n,
+      [n, bytes](Communicator& comm) {
+        const int me = comm.rank();
+        const size_t count = bytes / sizeof(double);
+        std::vector<double> in(count), out(count);
+        for (size_t i = 0; i < count; ++i) in[i] = static_cast<double>(n * ((me + i) % 7));
+        ASSERT_TRUE(
+            comm.allReduce(in.data(), out.data(), count, DataType::kFloat64, ReduceOp::kAvg).ok());
+        for (size_t i = 0; i < count; ++i) {
+          double sum = 0;
+          for (int r = 0; r < n; ++r) sum += static_cast<double>(n * ((r + i) % 7));
+          ASSERT_EQ(out[i], sum / n) << "f64 avg, element " << i;
+        }
+        std::vector<int8_t> small(bytes | 1);
+        for (size_t i = 0; i < small.size(); ++i)
+          small[i] = static_cast<int8_t>((i * 7 + me) % 251);
+        ASSERT_TRUE(comm.allReduce(small.data(), small.data(), small.size(), DataType::kInt8,
+                                   ReduceOp::kMax)
+                        .ok());
+        for (size_t i = 0; i < small.size(); ++i) {
+          int8_t want = static_cast<int8_t>((i * 7) % 251);
+          for (int r = 1; r < n; ++r) want = std::max(want, static_cast<int8_t>((i * 7 + r) % 251));
+          ASSERT_EQ(small[i], want) << "i8 max in place, element " << i;
+        }
+        float x = static_cast<float>(me + 1), y = 0;
+        ASSERT_TRUE(comm.allReduce(&x, &y, 1, DataType::kFloat32, ReduceOp::kSum).ok());
+        EXPECT_EQ(y, static_cast<float>(n * (n + 1) / 2));
+      },
+      o));
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, ShmStreaming, ::testing::Values(3, 4),
+                         [](const auto& info) { return "n" + std::to_string(info.param); });
 
 // The shm collectives share the region's piece sequence, so a rank that calls another
 // collective than its peers is told so, not left waiting for pieces that never come.

@@ -575,8 +575,8 @@ TEST(ReduceCpuDeathTest, InvalidArgumentsAbort) {
   EXPECT_DEATH(divideInPlace(DataType::kFloat32, &x, 1, 0), "CHECK");
 }
 
-// copyStreaming is memcpy for every length (0 to past a few 64-byte rounds) and every
-// misalignment of dst and src, and writes nothing outside [dst, dst + bytes).
+// copyStreamingUnfenced (then streamingFence) is memcpy for every length (0 to past a few 64-byte
+// rounds) and every misalignment of dst and src, and writes nothing outside [dst, dst + bytes).
 TEST(CopyStreaming, CopiesEveryLengthAndAlignmentAndNothingElse) {
   std::vector<uint8_t> src(512), dst(512 + 64);
   for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<uint8_t>(i * 7 + 1);
@@ -584,7 +584,8 @@ TEST(CopyStreaming, CopiesEveryLengthAndAlignmentAndNothingElse) {
     for (size_t srcOff = 0; srcOff < 17; srcOff += 3) {
       for (size_t bytes = 0; bytes <= 300; ++bytes) {
         std::fill(dst.begin(), dst.end(), uint8_t{0xEE});
-        copyStreaming(dst.data() + dstOff, src.data() + srcOff, bytes);
+        copyStreamingUnfenced(dst.data() + dstOff, src.data() + srcOff, bytes);
+        streamingFence();
         for (size_t i = 0; i < dst.size(); ++i) {
           const bool inside = i >= dstOff && i < dstOff + bytes;
           const uint8_t want = inside ? src[srcOff + i - dstOff] : uint8_t{0xEE};
