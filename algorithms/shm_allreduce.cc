@@ -3,7 +3,7 @@
 // for every rank's flag, and reduces all the slots, in rank order, into its output.
 //
 // Messages longer than a slot go through in pieces, with the protocol of shm_channel.h: per
-// piece, rank r (1) waits until every rank has finished reading the half it will fill, (2)
+// piece, rank r (1) waits until every rank has finished reading the part it will fill, (2)
 // copies the piece into its slot and shares it (publishes its flag, waits for every rank's),
 // (3) out = slot_0 op slot_1 op … op slot_{n−1}, (4) says it has finished reading.
 //

@@ -10,7 +10,7 @@ namespace plexus {
 namespace {
 
 constexpr size_t kLine = 64;
-// A piece is at most this long per rank; the region holds 2·n of them, so a node with many
+// A piece is at most this long per rank; the region holds parts·n of them, so a node with many
 // ranks gets shorter ones. Longer pieces mean fewer flag rounds, each of which, with more ranks
 // than cores, waits for a rank to get a core back. 256 against 64 KiB (split all-reduce, us
 // per call, best of 3-5 interleaved runs with the cores sharing a cache, bench/core_link.cc):
@@ -20,6 +20,23 @@ constexpr size_t kLine = 64;
 constexpr size_t kMaxSlotBytes = 256 * 1024;
 constexpr size_t kMinSlotBytes = 4 * 1024;
 constexpr size_t kMaxRegionBytes = 16 * 1024 * 1024;
+// The region is cut into this many parts at most (two at least), each a slot per rank; piece k
+// uses part k mod parts. What room kMaxRegionBytes leaves beside 256 KiB slots goes to more
+// parts, so a rank rewrites a slot only after several pieces (calls, for short ones) instead
+// of every other: by then the lines the others read from it have gone from their caches, and a
+// rank waits for the slowest only parts − 1 pieces back. 2 ranks, interleaved runs (5 of 200
+// calls each), us, best / median, out of place, 2 / 4 / 8 parts: 128 KiB 29/31, 21/25, 11/13;
+// 256 KiB 27/30, 16/19, 16/19; 512 KiB 47/48, 30/34, 30/32; 1 MiB 90/100, 62/69, 63/67; in
+// place 1 MiB 114/147, 52/63, 50/59. Then 2 against 8 (5 runs of 30 calls, best / median): out
+// of place 2 MiB 190/205 against 143/164, 8 MiB 1169/1346 against 905/1360, 64 MiB
+// 11427/12954 against 8620/11179; in place 2 MiB 246/256 against 110/119, 8 MiB 1110/1272
+// against 456/731. 4 ranks on 2 cores: level (best of 4 runs, 64 KiB-16 MiB).
+constexpr uint32_t kMaxParts = 8;
+
+uint32_t shmParts(int worldSize) {
+  const size_t room = kMaxRegionBytes / (static_cast<size_t>(worldSize) * kMaxSlotBytes);
+  return static_cast<uint32_t>(std::clamp<size_t>(room, 2, kMaxParts));
+}
 
 uint64_t describeCall(const CollectiveRequest& req) {
   return static_cast<uint64_t>(req.count) << 24 | static_cast<uint64_t>(req.kind) << 16 |
@@ -43,11 +60,11 @@ std::atomic<uint32_t>& sleepersOf(uint8_t* base) {
 
 }  // namespace
 
-// What each rank publishes about a half of the region, a cache line each: the piece it filled
+// What each rank publishes about a part of the region, a cache line each: the piece it filled
 // its slot with, and a short piece's data itself (inlineSlots()), which so reaches the readers
 // with the line that publishes it.
 struct alignas(kLine) ShmPieces::Filled {
-  std::atomic<uint32_t> piece;  // the last piece written to this rank's slot of this half
+  std::atomic<uint32_t> piece;  // the last piece written to this rank's slot of this part
   uint32_t unused;
   uint64_t call;  // describeCall() of that piece
   uint8_t inlined[ShmPieces::kInlineBytes];
@@ -55,21 +72,22 @@ struct alignas(kLine) ShmPieces::Filled {
 
 // How far each rank has got through the pieces after filling them, a cache line per rank.
 struct alignas(kLine) ShmPieces::Progress {
-  std::atomic<uint32_t> reduced[2];  // the last piece whose second round this rank wrote
-  std::atomic<uint32_t> done;        // the last piece this rank has finished reading
+  std::atomic<uint32_t> reduced[kMaxParts];  // per part, the last piece whose second round
+                                             // this rank wrote
+  std::atomic<uint32_t> done;                // the last piece this rank has finished reading
 };
 
 size_t shmSlotBytes(int worldSize) {
-  const size_t fit = kMaxRegionBytes / (2 * static_cast<size_t>(worldSize)) / kLine * kLine;
+  const size_t fit =
+      kMaxRegionBytes / (shmParts(worldSize) * static_cast<size_t>(worldSize)) / kLine * kLine;
   return std::clamp(fit, kMinSlotBytes, kMaxSlotBytes);
 }
 
-// The region: [sleepers | pad][(Filled, Filled, Progress) × n][slot × n][slot × n].
-constexpr size_t kLinesPerRank = 3;
-
+// The region: [sleepers | pad][(Filled × parts, Progress) × n][slot × n] × parts.
 size_t shmRegionBytes(int worldSize) {
   const auto n = static_cast<size_t>(worldSize);
-  return kLine * (1 + kLinesPerRank * n) + 2 * n * shmSlotBytes(worldSize);
+  const size_t parts = shmParts(worldSize);
+  return kLine * (1 + (parts + 1) * n) + parts * n * shmSlotBytes(worldSize);
 }
 
 Status ShmChannel::available(const char* algorithm, int worldSize) const {
@@ -86,36 +104,37 @@ ShmPieces::ShmPieces(ShmChannel& channel, CollectiveContext& ctx, const Collecti
       base_(static_cast<uint8_t*>(channel.region_->base)),
       n_(ctx.size()),
       me_(ctx.rank()),
+      parts_(shmParts(ctx.size())),
       slot_(shmSlotBytes(ctx.size())),
       call_(describeCall(request)),
       what_(what) {
   PLEXUS_CHECK(channel.region_->bytes == shmRegionBytes(n_));
 }
 
-ShmPieces::Filled& ShmPieces::filled(int rank) const {
+ShmPieces::Filled& ShmPieces::filled(int rank, uint32_t piece) const {
   static_assert(sizeof(Filled) == kLine);
   return *reinterpret_cast<Filled*>(
-      base_ + kLine * (1 + kLinesPerRank * static_cast<size_t>(rank) + half_));
+      base_ + kLine * (1 + (parts_ + 1) * static_cast<size_t>(rank) + piece % parts_));
 }
 
 ShmPieces::Progress& ShmPieces::progress(int rank) const {
   static_assert(sizeof(Progress) == kLine);
-  return *reinterpret_cast<Progress*>(base_ +
-                                      kLine * (1 + kLinesPerRank * static_cast<size_t>(rank) + 2));
+  return *reinterpret_cast<Progress*>(
+      base_ + kLine * (1 + (parts_ + 1) * static_cast<size_t>(rank) + parts_));
 }
 
 uint8_t* ShmPieces::slot(int rank, uint32_t piece) const {
   PLEXUS_CHECK(piece == k_ || piece + 1 == k_);
-  if (inline_) return filled(rank).inlined;
-  return base_ + kLine * (1 + kLinesPerRank * static_cast<size_t>(n_)) +
-         ((piece & 1) * static_cast<size_t>(n_) + static_cast<size_t>(rank)) * slot_;
+  if (inline_) return filled(rank, piece).inlined;
+  return base_ + kLine * (1 + (parts_ + 1) * static_cast<size_t>(n_)) +
+         ((piece % parts_) * static_cast<size_t>(n_) + static_cast<size_t>(rank)) * slot_;
 }
 
 Status ShmPieces::next() {
   k_ = ++counter_;
-  half_ = k_ & 1;
   for (int j = 0; j < n_; ++j) {
-    if (j != me_) PLEXUS_TRY(ctx_.waitShared(progress(j).done, k_ - 2, sleepersOf(base_), j));
+    if (j == me_) continue;
+    PLEXUS_TRY(ctx_.waitShared(progress(j).done, k_ - parts_, sleepersOf(base_), j));
   }
   return okStatus();
 }
@@ -126,7 +145,7 @@ Status ShmPieces::share() {
 }
 
 void ShmPieces::publishFilled() {
-  Filled& mine = filled(me_);
+  Filled& mine = filled(me_, k_);
   mine.call = call_;
   CollectiveContext::publishShared(mine.piece, k_, sleepersOf(base_));
 }
@@ -134,8 +153,8 @@ void ShmPieces::publishFilled() {
 Status ShmPieces::waitFilled() {
   for (int j = 0; j < n_; ++j) {
     if (j == me_) continue;
-    PLEXUS_TRY(ctx_.waitShared(filled(j).piece, k_, sleepersOf(base_), j));
-    const uint64_t theirs = filled(j).call;
+    PLEXUS_TRY(ctx_.waitShared(filled(j, k_).piece, k_, sleepersOf(base_), j));
+    const uint64_t theirs = filled(j, k_).call;
     if (theirs != call_) {
       finish();
       return invalidArgument(std::string(what_) + " #" + std::to_string(ctx_.sequence()) +
@@ -165,12 +184,12 @@ void ShmPieces::reduceSlots(DataType type, ReduceOp op, uint8_t* dst, size_t off
 }
 
 void ShmPieces::publishReduced() {
-  CollectiveContext::publishShared(progress(me_).reduced[half_], k_, sleepersOf(base_));
+  CollectiveContext::publishShared(progress(me_).reduced[k_ % parts_], k_, sleepersOf(base_));
 }
 
 Status ShmPieces::waitReduced(int rank, uint32_t piece) {
   PLEXUS_CHECK(piece == k_ || piece + 1 == k_);
-  return ctx_.waitShared(progress(rank).reduced[piece & 1], piece, sleepersOf(base_), rank);
+  return ctx_.waitShared(progress(rank).reduced[piece % parts_], piece, sleepersOf(base_), rank);
 }
 
 void ShmPieces::finish(uint32_t piece) {

@@ -1,17 +1,18 @@
 // The piece protocol the shared-memory collectives (shm_allreduce.cc, shm_gather_scatter.cc)
-// share: a region every rank of one node has mapped (shared_region.h), cut into three flag lines
-// per rank (one per half, one for its progress) and two halves of one slot per rank.
+// share: a region every rank of one node has mapped (shared_region.h), cut into P parts of one
+// slot per rank (P from 2 to 8: as many as fit beside 256 KiB slots, shm_channel.cc) and P + 1
+// flag lines per rank (one per part, one for its progress).
 //
-// A collective goes through the region in pieces of at most a slot per rank. Piece k uses half
-// k mod 2, so a rank can fill piece k+1 while slow ranks still read piece k; before it refills a
-// half (piece k+2) it waits until every rank has said it is done reading that half (step 1).
-// Per piece, rank r: (1) next(): wait for every rank's "done" to reach k−2; (2) write its part
+// A collective goes through the region in pieces of at most a slot per rank. Piece k uses part
+// k mod P, so a rank can fill piece k+1 while slow ranks still read piece k; before it refills a
+// part (piece k+P) it waits until every rank has said it is done reading that part (step 1).
+// Per piece, rank r: (1) next(): wait for every rank's "done" to reach k−P; (2) write its part
 // into slot(r); (3) share(): publish k in its "filled" flag with a description of its call, wait
 // for every rank's "filled" to reach k, and compare the calls; (4) read the slots; (5) finish():
 // publish k in its "done" flag. Collectives that write a second round of results into their own
 // slot (the split all-reduce) signal it with publishReduced()/waitReduced().
 //
-// Flags sit in lines of one writer each: a rank's "filled" flag of each half with the call it
+// Flags sit in lines of one writer each: a rank's "filled" flag of each part with the call it
 // describes (and, for a piece of at most kInlineBytes a rank, the piece itself), and its
 // "reduced" and "done" flags. A waiter spins, yields, then sleeps on the flag (futex) and the
 // writer wakes it only when someone sleeps (CollectiveContext).
@@ -70,18 +71,18 @@ class ShmPieces {
 
   size_t slotBytes() const { return slot_; }
   /// From now on, slot(r) is kInlineBytes inside the line where rank r publishes the current
-  /// piece's half, instead of in the slots: a piece that short reaches the readers with the
+  /// piece's part, instead of in the slots: a piece that short reaches the readers with the
   /// flag that publishes it, one cache line from each rank where a slot would be a second. Every
   /// rank of the collective must choose the same; share() catches a rank whose call differs before
   /// anything is read.
   void inlineSlots() { inline_ = true; }
-  /// Starts the next piece: waits until every rank has finished reading the half it uses.
+  /// Starts the next piece: waits until every rank has finished reading the part it uses.
   Status next();
   /// The current piece's number (what the piece-taking calls below take).
   uint32_t current() const { return k_; }
-  /// Rank `rank`'s slot in the current piece's half.
+  /// Rank `rank`'s slot in the current piece's part.
   uint8_t* slot(int rank) const { return slot(rank, k_); }
-  /// Rank `rank`'s slot in piece `piece`'s half: the current piece or the one before it.
+  /// Rank `rank`'s slot in piece `piece`'s part: the current piece or the one before it.
   uint8_t* slot(int rank, uint32_t piece) const;
   /// publishFilled(), then waitFilled().
   Status share();
@@ -103,7 +104,7 @@ class ShmPieces {
   /// `piece`, the one before it).
   Status waitReduced(int rank) { return waitReduced(rank, k_); }
   Status waitReduced(int rank, uint32_t piece);
-  /// Publishes that this rank has finished reading the current piece's half (or `piece`'s: a
+  /// Publishes that this rank has finished reading the current piece's part (or `piece`'s: a
   /// rank that runs two pieces at once finishes the earlier one while the later one is current,
   /// and must finish them in order).
   void finish() { finish(k_); }
@@ -112,7 +113,7 @@ class ShmPieces {
  private:
   struct Filled;
   struct Progress;
-  Filled& filled(int rank) const;  // in the current piece's half
+  Filled& filled(int rank, uint32_t piece) const;  // in `piece`'s part
   Progress& progress(int rank) const;
 
   CollectiveContext& ctx_;
@@ -120,11 +121,11 @@ class ShmPieces {
   uint8_t* base_;
   int n_;
   int me_;
+  uint32_t parts_;
   size_t slot_;
   uint64_t call_;
   const char* what_;
   uint32_t k_ = 0;
-  uint32_t half_ = 0;
   bool inline_ = false;
 };
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "algorithms/builtin.h"
+#include "algorithms/shm_channel.h"
 #include "plexus/plexus.h"
 #include "src/communicator_impl.h"
 #include "src/selector.h"
@@ -33,6 +34,22 @@ StatusOr<Algorithm*> pick(Communicator& comm, size_t count, const std::string& f
   CollectiveRequest req;
   req.count = count;
   return comm.impl()->selector().select(req, forced);
+}
+
+// The region keeps 256 KiB slots up to 32 ranks (the room beside them goes to more parts, 8 at
+// most, 2 at least) and stays near 16 MiB above that, where the slots shrink.
+TEST(Shm, RegionLayoutKeepsFullSlotsAndItsBound) {
+  const size_t full = 256 * 1024;
+  for (int n : {2, 3, 8, 9, 16, 32}) EXPECT_EQ(shmSlotBytes(n), full) << n << " ranks";
+  EXPECT_GE(shmRegionBytes(2), 8 * 2 * full);    // 8 parts
+  EXPECT_LT(shmRegionBytes(2), 9 * 2 * full);    //   (and their flag lines)
+  EXPECT_GE(shmRegionBytes(16), 4 * 16 * full);  // 4 parts
+  EXPECT_LT(shmRegionBytes(16), 5 * 16 * full);
+  EXPECT_EQ(shmSlotBytes(64), full / 2);  // 2 parts of 64 slots in 16 MiB
+  for (int n : {33, 64, 100, 256}) {
+    EXPECT_LE(shmRegionBytes(n), (size_t{16} << 20) + 64 * (1 + 3 * static_cast<size_t>(n)))
+        << n << " ranks";
+  }
 }
 
 TEST(Shm, TheCommunicatorsCostModelPicksItForShortMessagesOnOneNode) {
@@ -111,8 +128,8 @@ TEST(Shm, RanksThatPassDifferentCountsGetInvalidArgument) {
       o));
 }
 
-// Pieces of up to 48 B travel in the flag lines, one per half: back-to-back calls, each with
-// its own values, must never read a half its writer has already refilled (8 B, 48 B, and 52 B
+// Pieces of up to 48 B travel in the flag lines, one per part: back-to-back calls, each with
+// its own values, must never read a part its writer has already refilled (8 B, 48 B, and 52 B
 // through the slots, interleaved).
 TEST(Shm, BackToBackShortAllReducesEachSeeTheirOwnValues) {
   WorldOptions o;
@@ -235,9 +252,9 @@ TEST(Shm, RanksThatCallDifferentCollectivesGetInvalidArgument) {
 // A rank that arrives long after the others finds them asleep on its flag (past the spin and
 // the yield window), and its store wakes them: every round's result is still right, whoever
 // was late, across pieces of a message longer than a slot, in the flag lines (48 B), unsplit (16
-// KB, one piece) and split (800 KB of f32: several 256 KiB pieces, so each half of the region is
-// refilled), and with the reduce-scatter and all-gather taking their pieces from the same sequence
-// in between.
+// KB, one piece) and split (800 KB of f32: several 256 KiB pieces, so over the rounds every part
+// of the region is refilled), and with the reduce-scatter and all-gather taking their pieces from
+// the same sequence in between.
 class ShmLate : public ::testing::TestWithParam<std::pair<int, size_t>> {};
 
 TEST_P(ShmLate, RanksWakeSleepingOnes) {
