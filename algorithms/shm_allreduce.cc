@@ -12,17 +12,18 @@
 // into its slot, reduces block r from its input and the other slots (in rank order) into the
 // place in its slot it left empty (a place no other rank reads) and, in the same pass, into its
 // output, then publishes a "reduced" flag; then it copies every other rank's block j from slot j
-// once j's flag says it is there. (For kAvg, and when the output streams, the block is reduced
-// into the slot alone and copied to the output after the flag.)
+// once j's flag says it is there. (For kAvg the block is reduced into the slot alone and
+// copied to the output after the flag.)
 //
 // Bytes per rank: S written, then n·S read and reduced; split, (n−1)/n·S written, S read and
 // reduced (its result written twice) and (n−1)/n·S copied, where the ring moves 2(n−1)/n·S
 // through the transport. Latency: one
 // flag round per piece (two when split) against log2(n) (rhd) or 2(n−1) (ring) messages through
 // the transport's tag matching. Every block is added in the same order by whichever rank adds
-// it, so the results are bitwise identical on every rank and every run. When all ranks' inputs
-// and outputs outgrow the last-level cache, the output is written with streaming stores and a
-// rank keeps two pieces open, so that every pass both reads and writes memory (streamingSplit).
+// it, so the results are bitwise identical on every rank and every run. Out of place, when all
+// ranks' inputs and outputs outgrow the last-level cache, the output is written with streaming
+// stores and a rank keeps two pieces open, so that every pass both reads and writes memory
+// (streamingSplit).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -51,17 +52,21 @@ constexpr size_t kSplitFromBytes = 32 * 1024;
 
 bool splitsTheReduction(int n, size_t bytes) { return n >= 2 && bytes >= kSplitFromBytes; }
 
-// Whether the split path streams the output past the cache (streamingSplit): when every rank's
-// input and output together outgrow the last-level cache, the output's lines would be read from
-// memory only to be overwritten, and would push out the slots the others read.
-// 2 ranks (32 MiB of L3), three interleaved pairs of runs, us, plain / streaming (then a copy
-// pass after the reduction): 16 MiB 3268-3584 / 2734-3036, 32 MiB 6732-7589 / 5981-6555, 64 MiB
-// 13696-14498 / 12461-12580; 8 MiB level; streaming at 2-4 MiB (in cache) lost, 243-290 /
-// 324-349 and 408-485 / 619-654 us, and streamingSplit there lost too (2 ranks, 1 MiB 120 against
-// 85 us, 4 MiB 477 against 352), which is why it is not always on.
-bool streamsTheOutput(int n, size_t bytes) {
-  return splitsTheReduction(n, bytes) && 2 * static_cast<double>(n) * static_cast<double>(bytes) >
-                                             static_cast<double>(lastLevelCacheBytes());
+// Whether the split path streams the output past the cache (streamingSplit): out of place, when
+// every rank's input and output and the region together outgrow the last-level cache, so that
+// the output's lines would be read from memory only to be overwritten, and would push out the
+// slots the others read. In place never: the lines it writes are the ones it has just read, in
+// the cache already, and streaming them out lost (2 ranks, best of 4 interleaved runs, us,
+// plain / streamingSplit: 16 MiB 1259 / 2090, 32 MiB 2743 / 4095, 64 MiB 6508 / 8799; 4 ranks
+// 8 MiB 2431 / 2715, 32 MiB 9963 / 10725). Out of place, 2 ranks, best of 4-5: 8 MiB (inputs
+// and outputs 32 MiB, the region 4 MiB) 692-743 / 866-1001, 16 MiB 1896 / 2278, 64 MiB 8653 /
+// 10612, but 4 MiB 306 / 334 and in the cache it lost more (1 MiB 85 / 120); 4 ranks 4 MiB (32
+// MiB, region 8 MiB) 1141 / 1446-1490, 16 MiB 4916 / 7371.
+bool streamsTheOutput(const CollectiveRequest& req, int n) {
+  if (req.send == req.recv || !splitsTheReduction(n, req.bytes())) return false;
+  const double footprint = 2 * static_cast<double>(n) * static_cast<double>(req.bytes()) +
+                           static_cast<double>(shmRegionBytes(n));
+  return footprint > static_cast<double>(lastLevelCacheBytes());
 }
 
 // Whether the split path (in the cache) reduces its own block into its slot and its output in
@@ -158,7 +163,7 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
   // overhead cut too, 16 and 32 B 200-203 against 253-256 ns (cores apart: 530-547 against
   // 677-707); 4 ranks level (the scheduler rules there).
   if (req.bytes() <= ShmPieces::kInlineBytes) pieces.inlineSlots();
-  if (streamsTheOutput(n, req.bytes())) return streamingSplit(req, ctx, pieces);
+  if (streamsTheOutput(req, n)) return streamingSplit(req, ctx, pieces);
   const bool onePass = split && reducesIntoTheOutputToo(req);
   for (size_t at = 0; at < req.count; at += perPiece) {
     const size_t cnt = std::min(perPiece, req.count - at);
@@ -213,10 +218,10 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
 // reduced. A rank thus waits for the others' k−1 only after filling k, when in steady state it
 // is long done. Against one pass after another (the path before this one: reduce the block into
 // the slot, then stream each block out), medians of interleaved runs, us, out of place / in
-// place: 2 ranks (6 runs) 16 MiB 2191 / 2764 against 2857 / 3037, 32 MiB 4708 / 5697 against
-// 5940 / 6428, 64 MiB 9898 / 11074 against 10818 / 11951; 4 ranks (6 runs) 8 MiB 2242 / 2511
-// against 2538 / 2577, 16 MiB 4684 / 5105 against 5188 / 5184, 32 MiB 9815 / 10455 against
-// 10529 / 10614.
+// place (in place no longer streams): 2 ranks (6 runs) 16 MiB 2191 / 2764 against 2857 / 3037, 32
+// MiB 4708 / 5697 against 5940 / 6428, 64 MiB 9898 / 11074 against 10818 / 11951; 4 ranks (6 runs)
+// 8 MiB 2242 / 2511 against 2538 / 2577, 16 MiB 4684 / 5105 against 5188 / 5184, 32 MiB 9815 /
+// 10455 against 10529 / 10614.
 Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveContext& ctx,
                                     ShmPieces& pieces) {
   const int n = ctx.size(), me = ctx.rank();
