@@ -21,9 +21,9 @@
 // flag round per piece (two when split) against log2(n) (rhd) or 2(n−1) (ring) messages through
 // the transport's tag matching. Every block is added in the same order by whichever rank adds
 // it, so the results are bitwise identical on every rank and every run. Out of place, when all
-// ranks' inputs and outputs outgrow the last-level cache, the output is written with streaming
-// stores and a rank keeps two pieces open, so that every pass both reads and writes memory
-// (streamingSplit).
+// ranks' inputs and outputs come near the size of the last-level cache, the output is written
+// with streaming stores and a rank keeps two pieces open, so that every pass both reads and
+// writes memory (streamingSplit).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -53,20 +53,20 @@ constexpr size_t kSplitFromBytes = 32 * 1024;
 bool splitsTheReduction(int n, size_t bytes) { return n >= 2 && bytes >= kSplitFromBytes; }
 
 // Whether the split path streams the output past the cache (streamingSplit): out of place, when
-// every rank's input and output and the region together outgrow the last-level cache, so that
-// the output's lines would be read from memory only to be overwritten, and would push out the
-// slots the others read. In place never: the lines it writes are the ones it has just read, in
-// the cache already, and streaming them out lost (2 ranks, best of 4 interleaved runs, us,
-// plain / streamingSplit: 16 MiB 1259 / 2090, 32 MiB 2743 / 4095, 64 MiB 6508 / 8799; 4 ranks
-// 8 MiB 2431 / 2715, 32 MiB 9963 / 10725). Out of place, 2 ranks, best of 4-5: 8 MiB (inputs
-// and outputs 32 MiB, the region 4 MiB) 692-743 / 866-1001, 16 MiB 1896 / 2278, 64 MiB 8653 /
-// 10612, but 4 MiB 306 / 334 and in the cache it lost more (1 MiB 85 / 120); 4 ranks 4 MiB (32
-// MiB, region 8 MiB) 1141 / 1446-1490, 16 MiB 4916 / 7371.
+// every rank's input and output and the region together fill 3/4 of the last-level cache or
+// more, so that the output's lines would be read from memory only to be overwritten, and would
+// push out the slots the others read. In place never: the lines it writes are the ones it has
+// just read, in the cache already. Best of 4-6 interleaved runs, us, streamingSplit / the plain
+// split path. In place, 2 ranks: 16 MiB 2090 / 1259, 32 MiB 4095 / 2743, 64 MiB 8799 / 6508;
+// 4 ranks: 8 MiB 2715 / 2431, 32 MiB 10725 / 9963. Out of place, 2 ranks: 8 MiB (inputs and
+// outputs 32 MiB, the region 4 MiB) 692-743 / 866-1001, 16 MiB 1896 / 2278, 64 MiB 8653 /
+// 10612; 4 ranks: 2 MiB (24 MiB with the region: 3/4) 528 / 679, 4 MiB 1141 / 1446-1490, 16 MiB
+// 4916 / 7371; but 2 ranks 4 MiB (20 MiB: 5/8) 381 / 297 and 1 MiB 120 / 85.
 bool streamsTheOutput(const CollectiveRequest& req, int n) {
   if (req.send == req.recv || !splitsTheReduction(n, req.bytes())) return false;
   const double footprint = 2 * static_cast<double>(n) * static_cast<double>(req.bytes()) +
                            static_cast<double>(shmRegionBytes(n));
-  return footprint > static_cast<double>(lastLevelCacheBytes());
+  return footprint >= 0.75 * static_cast<double>(lastLevelCacheBytes());
 }
 
 // Whether the split path (in the cache) reduces its own block into its slot and its output in
