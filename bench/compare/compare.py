@@ -3,10 +3,12 @@
 
 On the same ranks and sizes it runs plexus-perf (under plexusrun), MPI_Allreduce (Open MPI,
 mpirun), Gloo's ring_chunked and halving_doubling (under plexusrun), the raw transport ceiling
-(ucx_perftest ucp_put_bw and tag_bw between two processes on this host), memcpy (numpy) and the
-memory ceiling (every rank's process copying its own buffer at once, from 1 MiB: no all-reduce
-moves less memory), then prints a ratio table with PASS/FAIL against issue #3's targets (naming
-the sizes where a target asks for more than the memory ceiling), writes
+(ucx_perftest ucp_put_bw and tag_bw between two processes on this host), memcpy (numpy), and,
+from 1 MiB, plexus-zero-copy's memory ceiling (every rank's process copying its own buffer at
+once: no all-reduce moves less memory) and, with no more ranks than cores, its zero-copy
+all-reduce (ranks that read each other's buffers directly, the least-copy scheme), then prints a ratio table
+with PASS/FAIL against issue #3's targets (naming the sizes where a target asks for more than
+the memory ceiling or the zero-copy all-reduce reach), writes
 build/compare/compare.json and PNG plots of busbw and latency against message size.
 
 Noise: the machine is shared, so every tool runs once per round, rounds are interleaved
@@ -27,7 +29,6 @@ Run with Debian's /usr/bin/python3 (it has numpy and matplotlib).
 import argparse
 import copy
 import json
-import multiprocessing
 import os
 import socket
 import subprocess
@@ -47,8 +48,8 @@ MEDIUM_MAX = 4 * MIB   # and up to here, fewer, but still more than the largest 
 UCX_MIN = 64 * KIB     # ucx_perftest below this measures message rate, not bandwidth
 # From here on, every rank copying its own buffer at once bounds what an all-reduce can reach: it
 # must read each rank's input and write each rank's output at least once, the least memory
-# traffic there is, with nothing to synchronise. Below it a copy takes a few us, of which
-# Python's call is too large a part for a bound.
+# traffic there is, with nothing to synchronise (plexus-zero-copy measures it). Below it a call
+# is bound by its synchronisation, not by memory.
 MEMORY_CEILING_MIN = 1 * MIB
 
 
@@ -170,25 +171,28 @@ class Runner:
             best = min(copy_seconds(src, dst, copy_reps(size)) for _ in range(3))
             self.record("memcpy", size, best * 1e6, size / best / 1e9)
 
-    def run_memcpy_ranks(self):
-        """The memory ceiling: every rank copies its own `size` bytes at once (see
-        MEMORY_CEILING_MIN). Recorded as the busbw an all-reduce of that time would have."""
-        n = self.args.ranks
-        factor = 2.0 * (n - 1) / n
-        ctx = multiprocessing.get_context("fork")
-        for size in (s for s in self.sizes if s >= MEMORY_CEILING_MIN):
-            best = float("inf")
-            for _ in range(3):
-                barrier, queue = ctx.Barrier(n), ctx.Queue()
-                procs = [ctx.Process(target=concurrent_copy, args=(size, barrier, queue))
-                         for _ in range(n)]
-                for p in procs:
-                    p.start()
-                slowest = max(queue.get(timeout=120) for _ in procs)
-                for p in procs:
-                    p.join()
-                best = min(best, slowest)
-            self.record("memcpy_ranks", size, best * 1e6, size / best / 1e9 * factor)
+    def run_memory_bounds(self):
+        """plexus-zero-copy from MEMORY_CEILING_MIN: the memory ceiling (every rank copying its
+        own buffer at once, recorded as the busbw an all-reduce of that time would have) and,
+        with no more ranks than cores, the zero-copy all-reduce (ranks reading each other's
+        buffers directly). With more ranks than cores the all-reduce's barriers wait on the
+        scheduler and say nothing about the memory system, so it is not run then."""
+        sizes = [s for s in self.sizes if s >= MEMORY_CEILING_MIN]
+        if not sizes:
+            return
+        mode = "all" if self.args.ranks <= (os.cpu_count() or 1) else "copy"
+        js = os.path.join(self.logs, "zero_copy.json")
+        cmd = [os.path.join(self.build, "plexus-zero-copy"), "-n", str(self.args.ranks), "-b",
+               str(sizes[0]), "-e", str(sizes[-1]), "-f", str(self.factor), "-m", mode,
+               "--json", js]
+        if not self.run_logged("zero_copy", cmd) or not os.path.exists(js):
+            self.errors.append("plexus-zero-copy failed (see %s)" % self.logs)
+            return
+        with open(js) as f:
+            for r in json.load(f)["results"]:
+                self.record("memcpy_ranks", r["bytes"], r["copy_us"], r["ceiling"])
+                if mode == "all":
+                    self.record("zero_copy", r["bytes"], r["time_us"], r["busbw"])
 
     def run_all(self):
         tools = [("plexus", self.run_plexus), ("mpi", self.run_mpi),
@@ -196,7 +200,7 @@ class Runner:
                  ("gloo halving_doubling", lambda: self.run_gloo("halving_doubling")),
                  ("ucx put_bw", lambda: self.run_ucx("ucp_put_bw")),
                  ("ucx tag_bw", lambda: self.run_ucx("tag_bw")), ("memcpy", self.run_memcpy),
-                 ("memcpy, every rank", self.run_memcpy_ranks)]
+                 ("memory ceiling, zero-copy", self.run_memory_bounds)]
         a = self.args
         for r in range(a.rounds):
             for name, fn in tools:
@@ -235,15 +239,6 @@ def copy_seconds(src, dst, reps):
     for _ in range(reps):
         np.copyto(dst, src)
     return (time.perf_counter() - t0) / reps
-
-
-def concurrent_copy(size, barrier, queue):
-    """One of run_memcpy_ranks' processes: seconds per copy of its own buffers, timed from a
-    barrier shared with the others."""
-    src, dst = page_aligned(size, 1), page_aligned(size, 0)
-    np.copyto(dst, src)  # the pages exist before the clock starts
-    barrier.wait()
-    queue.put(copy_seconds(src, dst, copy_reps(size)))
 
 
 def free_port():

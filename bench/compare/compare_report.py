@@ -11,12 +11,13 @@ import time
 KIB, MIB = 1 << 10, 1 << 20
 
 TOOLS = ["plexus", "mpi", "gloo_ring_chunked", "gloo_halving_doubling", "ucx_put_bw",
-         "ucx_tag_bw", "memcpy", "memcpy_ranks"]
+         "ucx_tag_bw", "memcpy", "memcpy_ranks", "zero_copy"]
 COLLECTIVES = TOOLS[:4]
 LABELS = {"plexus": "Plexus", "mpi": "Open MPI", "gloo_ring_chunked": "Gloo ring_chunked",
           "gloo_halving_doubling": "Gloo halving_doubling", "ucx_put_bw": "UCX put (1 pair)",
           "ucx_tag_bw": "UCX tag (1 pair)", "memcpy": "memcpy",
-          "memcpy_ranks": "memory ceiling (every rank copies at once)"}
+          "memcpy_ranks": "memory ceiling (every rank copies at once)",
+          "zero_copy": "zero-copy all-reduce (ranks read each other's buffers)"}
 
 
 def best(results, tool, size):
@@ -52,10 +53,11 @@ def fmt(v, spec="%7.2f", width=7):
 
 def print_table(results, sizes):
     print("\n# busbw in GB/s (UCX and memcpy: one-way bytes/s; ceiling: the busbw of an all-reduce"
-          " as fast as every rank copying its buffer at once); ratios are Plexus over the peer")
-    print("# %6s %7s %7s %7s %7s %7s %7s %7s %7s | %6s %6s %6s | %9s %9s %6s" %
+          " as fast as every rank copying its buffer at once; zcopy: plexus-zero-copy, ranks"
+          " reading each other's buffers); ratios are Plexus over the peer")
+    print("# %6s %7s %7s %7s %7s %7s %7s %7s %7s %7s | %6s %6s %6s | %9s %9s %6s" %
           ("size", "plexus", "mpi", "gloo_rc", "gloo_hd", "ucx_put", "ucx_tag", "memcpy",
-           "ceiling", "xMPI", "xGloo", "/put", "plexus_us", "mpi_us", "t/MPI"))
+           "ceiling", "zcopy", "xMPI", "xGloo", "/put", "plexus_us", "mpi_us", "t/MPI"))
     for size in sizes:
         bw = [busbw(results, t, size) for t in TOOLS]
         p, m = best(results, "plexus", size), best(results, "mpi", size)
@@ -69,39 +71,45 @@ def print_table(results, sizes):
             fmt(ratio(p["time_us"], m["time_us"]) if p and m else None, "%6.2f", 6)))
 
 
-def check_all(name, sizes, value, want, cmp, need=None, ceiling=None):
+def check_all(name, sizes, value, want, cmp, need=None, limits=()):
     """One target over `sizes`: (name, passed, detail). A size without data fails it. With
-    `need` (the busbw the target asks of Plexus at a size) and `ceiling` (the memory ceiling's
-    busbw there), the failing sizes where the target asks for more than the ceiling are named:
-    no all-reduce can reach it there."""
-    bad, worst, beyond = [], None, []
+    `need` (the busbw the target asks of Plexus at a size) and `limits` ((label, key, busbw at a
+    size) of what bounds an all-reduce here: the memory ceiling, the zero-copy all-reduce), the
+    failing sizes where the target asks for more than a limit reaches are named under it."""
+    bad, worst = [], None
+    beyond = {key: [] for _, key, _ in limits}
     for size in sizes:
         v = value(size)
         if v is None or not cmp(v, want):
             bad.append("%s=%s" % (human(size), "n/a" if v is None else "%.2f" % v))
-            n, c = (need(size), ceiling(size)) if need and ceiling else (None, None)
-            if n and c and n > c:
-                beyond.append("%s (needs %.2f, ceiling %.2f)" % (human(size), n, c))
+            n = need(size) if need else None
+            for label, key, limit in limits:
+                c = limit(size)
+                if n and c and n > c:
+                    beyond[key].append("%s (needs %.2f, %s %.2f)" % (human(size), n, key, c))
         if v is not None:
             worst = v if worst is None or cmp(worst, v) else worst
     detail = ("worst %.2f" % worst if worst is not None else "no data") + (
-        "; failing at " + ", ".join(bad) if bad else "") + (
-        "; above the memory ceiling at " + ", ".join(beyond) if beyond else "")
+        "; failing at " + ", ".join(bad) if bad else "")
+    for label, key, _ in limits:
+        if beyond[key]:
+            detail += "; above %s at %s" % (label, ", ".join(beyond[key]))
     return {"target": name, "pass": not bad and bool(sizes), "detail": detail,
-            "above_ceiling": beyond}
+            "above_ceiling": beyond.get("ceiling", []), "above_zero_copy": beyond.get("zcopy", [])}
 
 
 def evaluate(results, ranks, sizes):
     """Issue #3's targets for this rank count."""
     ge, le = (lambda v, w: v >= w), (lambda v, w: v <= w)
     plex = lambda s: busbw(results, "plexus", s)
-    ceiling = lambda s: busbw(results, "memcpy_ranks", s)
+    limits = (("the memory ceiling", "ceiling", lambda s: busbw(results, "memcpy_ranks", s)),
+              ("the zero-copy all-reduce", "zcopy", lambda s: busbw(results, "zero_copy", s)))
     mpi = lambda s: busbw(results, "mpi", s)
 
     def at_least(name, sizes, peer, factor):
         """busbw >= factor x peer's at every size; what that asks of Plexus is factor x peer's."""
         return check_all(name, sizes, lambda s: ratio(plex(s), peer(s)), factor, ge,
-                         lambda s: factor * peer(s) if peer(s) else None, ceiling)
+                         lambda s: factor * peer(s) if peer(s) else None, limits)
 
     if ranks == 2:
         mid = [s for s in sizes if MIB <= s <= 64 * MIB]
@@ -161,7 +169,7 @@ def plot(results, sizes, ranks, out):
             pts = [(s, b[key]) for s, b in pts if b]
             if pts:
                 style = "--" if tool in ("ucx_put_bw", "ucx_tag_bw", "memcpy",
-                                         "memcpy_ranks") else "-"
+                                         "memcpy_ranks", "zero_copy") else "-"
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o",
                         markersize=3, label=LABELS[tool])
         ax.set_xscale("log", base=2)

@@ -1,0 +1,428 @@
+// plexus-zero-copy: an all-reduce of one node's ranks as it would run if every rank could load
+// and store the others' buffers directly, the least-copy scheme there is, measured on this host.
+//
+//   plexus-zero-copy [-n RANKS] [-b MIN] [-e MAX] [-f FACTOR] [-i ITERS] [-r REPS]
+//                    [-m all|allreduce|copy] [--json FILE]
+//
+// RANKS processes (fork; default 2) share one mapping that holds every rank's input and output,
+// as if each could see the others' memory (xpmem, or buffers allocated shared). Per call of
+// f32 sum, rank r: (1) waits at a barrier (the inputs are ready, and every rank has finished
+// reading the last call's outputs); (2) out_r[block r] = in_0[block r] + … + in_{n−1}[block r],
+// with Plexus's reduction kernels, in rank order, 16 KiB at a time; (3) waits at a barrier;
+// (4) copies out_j[block j] into out_r[block j] for every j ≠ r. Per rank that reads its block
+// of every input (S) and writes its block of the output (S/n), then reads and writes the
+// others' blocks ((n−1)/n·S each): for 2 ranks 2.5 S of memory traffic where copying the buffer
+// is 2 S, and nothing staged. A library whose ranks cannot read each other's buffers (Plexus's
+// shm all-reduce copies through a shared region; no xpmem here) moves more than this, so where
+// this is slower than a target asks, the target is beyond the memory system rather than the
+// library: compare.py prints it beside Plexus (column zcopy) and names those sizes. It is a
+// reference, not a proof of a bound: a cleverer zero-copy schedule could beat it, and past the
+// cache Plexus's streaming path, which overlaps reads with writes, does.
+//
+// Beside it, the memory ceiling: every rank copying its own input into its own output at once,
+// the least memory traffic any all-reduce has (each input read, each output written once),
+// shown as the busbw of an all-reduce that fast. Each copy is timed three ways and the best
+// counts: one memcpy, memcpy in 256 KiB calls (glibc's memcpy takes non-temporal stores for
+// long calls, which past a few MiB lose to plain ones while the buffers still fit the cache)
+// and streaming stores. `-m` runs only the all-reduce or only the copy.
+//
+// Each size runs ITERS calls (default: 256 MiB of calls, 10 to 500) REPS times (default 5); the
+// all-reduce with plain stores and again with streaming (non-temporal) stores to the output,
+// and the better counts. Every output element is checked after each (the inputs are small
+// integers, so the f32 sums are exact); a wrong value exits 1. Bad arguments exit 2.
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "src/config.h"
+#include "src/reduce_cpu.h"
+
+namespace plexus::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kPage = 4096;
+constexpr size_t kLine = 64;
+constexpr size_t kStepFloats = 4096;  // 16 KiB of f32 per pass of the reduction
+constexpr int kSpins = 2000;          // then yield: more ranks than cores must not collapse
+constexpr int kMaxRanks = 64;
+constexpr size_t kCopyChunkBytes = 256 * 1024;  // below glibc's non-temporal threshold
+
+struct Args {
+  int ranks = 2;
+  size_t minBytes = 1 << 20, maxBytes = 64 << 20;
+  size_t factor = 2;
+  int iters = 0;  // 0: from the size
+  int reps = 5;
+  bool allReduce = true;  // -m all|allreduce
+  bool copy = true;       // -m all|copy
+  std::string json;
+};
+
+// Rank 0's best seconds per call at one size: the all-reduce with plain and with streaming
+// stores, and every rank copying its own buffer at once (the best of three ways); 0 when not
+// run.
+struct Timing {
+  std::array<double, 2> allReduce{};
+  double copy = 0;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "plexus-zero-copy: %s\nusage: plexus-zero-copy [-n RANKS] [-b MIN] "
+               "[-e MAX] [-f FACTOR] [-i ITERS] [-r REPS] [-m all|allreduce|copy] [--json FILE]\n",
+               why.c_str());
+  std::exit(2);
+}
+
+long parseCount(const char* flag, const char* v, long lo, long hi) {
+  char* end = nullptr;
+  errno = 0;
+  const long x = std::strtol(v, &end, 10);
+  if (end == v || *end != '\0' || errno != 0 || x < lo || x > hi) {
+    usage(std::string(flag) + " wants a whole number from " + std::to_string(lo) + " to " +
+          std::to_string(hi) + ", not '" + v + "'");
+  }
+  return x;
+}
+
+Args parseArgs(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string f = argv[i];
+    if (f == "-h" || f == "--help") usage("measures a zero-copy all-reduce on this host");
+    if (i + 1 >= argc) usage(f + " needs a value");
+    const char* v = argv[++i];
+    if (f == "-n") {
+      a.ranks = static_cast<int>(parseCount("-n", v, 2, kMaxRanks));
+    } else if (f == "-b" || f == "-e") {
+      size_t bytes = 0;
+      if (!parseByteSize(v, &bytes) || bytes == 0) usage(f + " wants a size like 1M, not " + v);
+      (f == "-b" ? a.minBytes : a.maxBytes) = bytes;
+    } else if (f == "-f") {
+      a.factor = static_cast<size_t>(parseCount("-f", v, 2, 1024));
+    } else if (f == "-i") {
+      a.iters = static_cast<int>(parseCount("-i", v, 1, 1000000));
+    } else if (f == "-r") {
+      a.reps = static_cast<int>(parseCount("-r", v, 1, 1000));
+    } else if (f == "-m") {
+      const std::string m = v;
+      if (m != "all" && m != "allreduce" && m != "copy") usage("-m wants all, allreduce or copy");
+      a.allReduce = m != "copy";
+      a.copy = m != "allreduce";
+    } else if (f == "--json") {
+      a.json = v;
+    } else {
+      usage("unknown option " + f);
+    }
+  }
+  if (a.minBytes < sizeof(float)) usage("-b is below one f32 (4 bytes)");
+  if (a.minBytes > a.maxBytes) usage("-b is larger than -e");
+  if (a.maxBytes > (size_t{1} << 34) / static_cast<size_t>(a.ranks)) {
+    usage("-e times -n is over 16 GiB");
+  }
+  return a;
+}
+
+// The shared mapping's head: the barrier and what the ranks report back to rank 0.
+struct alignas(kLine) Control {
+  std::atomic<uint64_t> arrived;  // barrier k is passed once this reaches k·ranks
+  alignas(kLine) std::atomic<int64_t> wrong;
+};
+
+class Bound {
+ public:
+  // `children`: rank 0's, which its barriers watch; empty on the other ranks, whose barriers
+  // watch that rank 0 (`parent`) is still there.
+  Bound(const Args& args, uint8_t* base, size_t stride, std::vector<pid_t> children, pid_t parent)
+      : a_(args),
+        control_(reinterpret_cast<Control*>(base)),
+        base_(base),
+        stride_(stride),
+        children_(std::move(children)),
+        parent_(parent) {}
+
+  float* in(int rank) const { return buffer(rank, 0); }
+  float* out(int rank) const { return buffer(rank, 1); }
+
+  // Every rank waits here until all have arrived `passes_` times.
+  void barrier() {
+    const uint64_t target = ++passes_ * static_cast<uint64_t>(a_.ranks);
+    control_->arrived.fetch_add(1, std::memory_order_acq_rel);
+    for (int spin = 0; control_->arrived.load(std::memory_order_acquire) < target; ++spin) {
+      if (spin < kSpins) continue;
+      sched_yield();
+      if (spin % 4096 == 0) watchTheOthers();
+    }
+  }
+
+  // Block r of `count` elements: cut at multiples of 16 floats (a cache line).
+  size_t blockStart(int r, size_t count) const {
+    const size_t lines = (count + 15) / 16;
+    return std::min(count, lines * static_cast<size_t>(r) / static_cast<size_t>(a_.ranks) * 16);
+  }
+
+  // One all-reduce of `count` floats on rank `me` (the opening comment's steps 1-4). With
+  // `streaming`, each 16 KiB of the block is summed into `scratch_` (in L1) and every write to
+  // the output is a non-temporal store: past the cache, the output's lines are then not read
+  // from memory before they are overwritten.
+  void call(int me, size_t count, bool streaming) {
+    barrier();
+    const size_t lo = blockStart(me, count), hi = blockStart(me + 1, count);
+    float* mine = out(me);
+    for (size_t at = lo; at < hi; at += kStepFloats) {
+      const size_t len = std::min(kStepFloats, hi - at);
+      float* sum = streaming ? scratch_.data() : mine + at;
+      reduceCpu(DataType::kFloat32, ReduceOp::kSum, sum, in(0) + at, in(1) + at, len);
+      for (int j = 2; j < a_.ranks; ++j) {
+        reduceCpu(DataType::kFloat32, ReduceOp::kSum, sum, sum, in(j) + at, len);
+      }
+      if (streaming) copyStreamingUnfenced(mine + at, sum, len * sizeof(float));
+    }
+    if (streaming) streamingFence();
+    barrier();
+    for (int j = 0; j < a_.ranks; ++j) {
+      if (j == me) continue;
+      const size_t from = blockStart(j, count), to = blockStart(j + 1, count);
+      if (streaming) {
+        copyStreamingUnfenced(mine + from, out(j) + from, (to - from) * sizeof(float));
+      } else {
+        std::memcpy(mine + from, out(j) + from, (to - from) * sizeof(float));
+      }
+    }
+    if (streaming) streamingFence();
+  }
+
+  static float inputValue(int rank, size_t i) { return static_cast<float>(rank + 1 + i % 13); }
+
+  // Fills this rank's input (first touched by its owner, as a rank's own buffer is).
+  void fill(int me, size_t count) const {
+    float* x = in(me);
+    for (size_t i = 0; i < count; ++i) x[i] = inputValue(me, i);
+    std::memset(out(me), 0, count * sizeof(float));
+  }
+
+  // Wrong elements of this rank's output after an all-reduce of `count`.
+  int64_t check(int me, size_t count) const {
+    const float* o = out(me);
+    const double n = a_.ranks;
+    int64_t wrong = 0;
+    for (size_t i = 0; i < count; ++i) {
+      wrong += o[i] != static_cast<float>(n * (n + 1) / 2 + n * static_cast<double>(i % 13));
+    }
+    return wrong;
+  }
+
+  // Copies this rank's input into its output in calls of at most `chunk` bytes (glibc's
+  // memcpy switches to non-temporal stores for long calls), or with streaming stores.
+  void copyOwn(int me, size_t count, size_t chunk, bool streaming) const {
+    const auto* src = reinterpret_cast<const uint8_t*>(in(me));
+    auto* dst = reinterpret_cast<uint8_t*>(out(me));
+    const size_t bytes = count * sizeof(float);
+    if (streaming) {
+      copyStreamingUnfenced(dst, src, bytes);
+      streamingFence();
+      return;
+    }
+    for (size_t at = 0; at < bytes; at += chunk) {
+      std::memcpy(dst + at, src + at, std::min(chunk, bytes - at));
+    }
+  }
+
+  // Wrong elements of this rank's output after copyOwn.
+  int64_t checkCopy(int me, size_t count) const {
+    int64_t wrong = 0;
+    for (size_t i = 0; i < count; ++i) wrong += out(me)[i] != in(me)[i];
+    return wrong;
+  }
+
+  // Best seconds per call of `iters` calls of `one` on every rank at once, over the
+  // repetitions (rank 0's clock, from a barrier to a barrier after every rank's last call).
+  template <typename Fn>
+  double timeBest(int iters, Fn&& one) {
+    for (int w = 0; w < std::max(2, iters / 10); ++w) one();
+    double best = 1e300;
+    for (int rep = 0; rep < a_.reps; ++rep) {
+      barrier();
+      const auto t0 = Clock::now();
+      for (int it = 0; it < iters; ++it) one();
+      barrier();
+      best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count() / iters);
+    }
+    return best;
+  }
+
+  // Runs every size on rank `me`; rank 0 returns the timings of each.
+  std::vector<Timing> run(int me, const std::vector<size_t>& sizes) {
+    std::vector<Timing> timings;
+    for (size_t bytes : sizes) {
+      const size_t count = bytes / sizeof(float);
+      fill(me, count);
+      const int iters =
+          a_.iters > 0 ? a_.iters
+                       : static_cast<int>(std::clamp<size_t>((size_t{256} << 20) / bytes, 10, 500));
+      Timing t;
+      int64_t wrong = 0;
+      // The output is cleared before each variant, which must then write all of it.
+      auto clear = [&] {
+        std::memset(out(me), 0, count * sizeof(float));
+        barrier();
+      };
+      if (a_.allReduce) {
+        for (int streaming = 0; streaming < 2; ++streaming) {
+          clear();
+          t.allReduce[streaming] = timeBest(iters, [&] { call(me, count, streaming); });
+          wrong += check(me, count);
+        }
+      }
+      if (a_.copy) {
+        double best = 1e300;
+        for (int variant = 0; variant < 3; ++variant) {
+          clear();
+          const size_t chunk = variant == 0 ? bytes : kCopyChunkBytes;
+          best = std::min(best, timeBest(iters, [&] { copyOwn(me, count, chunk, variant == 2); }));
+          wrong += checkCopy(me, count);
+        }
+        t.copy = best;
+      }
+      control_->wrong.fetch_add(wrong, std::memory_order_relaxed);
+      barrier();
+      timings.push_back(t);
+    }
+    return timings;
+  }
+
+ private:
+  // A rank that died leaves the others at a barrier forever: leave instead, saying so.
+  void watchTheOthers() const {
+    if (children_.empty() && ::getppid() != parent_) std::_Exit(1);
+    for (pid_t c : children_) {
+      int status = 0;
+      if (::waitpid(c, &status, WNOHANG) == c) {
+        std::fprintf(stderr, "plexus-zero-copy: rank process %d ended during the run\n",
+                     static_cast<int>(c));
+        std::exit(1);
+      }
+    }
+  }
+
+  float* buffer(int rank, int which) const {
+    return reinterpret_cast<float*>(base_ + kPage +
+                                    (2 * static_cast<size_t>(rank) + which) * stride_);
+  }
+
+  const Args& a_;
+  Control* control_;
+  uint8_t* base_;
+  size_t stride_;
+  std::vector<pid_t> children_;
+  pid_t parent_;
+  uint64_t passes_ = 0;
+  std::vector<float> scratch_ = std::vector<float>(kStepFloats);
+};
+
+int run(int argc, char** argv) {
+  const Args args = parseArgs(argc, argv);
+  std::vector<size_t> sizes;
+  for (size_t b = args.minBytes; b <= args.maxBytes; b *= args.factor) {
+    sizes.push_back(b / sizeof(float) * sizeof(float));
+    if (b > args.maxBytes / args.factor) break;
+  }
+  const size_t stride = (args.maxBytes + kPage - 1) / kPage * kPage;
+  const size_t bytes = kPage + 2 * static_cast<size_t>(args.ranks) * stride;
+  void* map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED) {
+    std::fprintf(stderr, "plexus-zero-copy: mmap of %zu bytes: %s\n", bytes, std::strerror(errno));
+    return 1;
+  }
+  auto* base = static_cast<uint8_t*>(map);
+  new (base) Control{};
+  std::fflush(stdout);
+  std::vector<pid_t> children;
+  const pid_t parent = ::getpid();
+  for (int r = 1; r < args.ranks; ++r) {
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      std::fprintf(stderr, "plexus-zero-copy: fork: %s\n", std::strerror(errno));
+      for (pid_t c : children) ::kill(c, SIGKILL);
+      return 1;
+    }
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      Bound(args, base, stride, {}, parent).run(r, sizes);
+      std::_Exit(0);
+    }
+    children.push_back(pid);
+  }
+  const std::vector<Timing> timings = Bound(args, base, stride, children, parent).run(0, sizes);
+  int failed = 0;
+  for (pid_t c : children) {
+    int status = 0;
+    if (::waitpid(c, &status, 0) != c || !WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failed;
+  }
+  const int64_t wrong = reinterpret_cast<Control*>(base)->wrong.load();
+  const double factor = 2.0 * (args.ranks - 1) / args.ranks;
+  auto busbw = [&](size_t bytes, double seconds) {
+    return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 * factor : 0.0;
+  };
+  std::printf(
+      "# zero-copy all-reduce, f32 sum, %d ranks, best of %d repetitions: us per call "
+      "with plain and with streaming stores, busbw (GB/s) of the better; the memory "
+      "ceiling: us per copy of every rank's own buffer at once, as busbw\n",
+      args.ranks, args.reps);
+  std::printf("# %12s %10s %10s %10s %10s %10s\n", "size", "plain_us", "stream_us", "busbw",
+              "copy_us", "ceiling");
+  FILE* json = args.json.empty() ? nullptr : std::fopen(args.json.c_str(), "w");
+  if (!args.json.empty() && json == nullptr) {
+    std::fprintf(stderr, "plexus-zero-copy: cannot write %s: %s\n", args.json.c_str(),
+                 std::strerror(errno));
+    return 1;
+  }
+  if (json) std::fprintf(json, "{\"ranks\": %d, \"results\": [", args.ranks);
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const Timing& t = timings[i];
+    const double ar = args.allReduce ? std::min(t.allReduce[0], t.allReduce[1]) : 0;
+    std::printf("  %12zu %10.2f %10.2f %10.2f %10.2f %10.2f\n", sizes[i], t.allReduce[0] * 1e6,
+                t.allReduce[1] * 1e6, busbw(sizes[i], ar), t.copy * 1e6, busbw(sizes[i], t.copy));
+    if (json) {
+      std::fprintf(json,
+                   "%s{\"bytes\": %zu, \"time_us\": %.3f, \"busbw\": %.4f, \"plain_us\": "
+                   "%.3f, \"streaming_us\": %.3f, \"copy_us\": %.3f, \"ceiling\": %.4f}",
+                   i ? ", " : "", sizes[i], ar * 1e6, busbw(sizes[i], ar), t.allReduce[0] * 1e6,
+                   t.allReduce[1] * 1e6, t.copy * 1e6, busbw(sizes[i], t.copy));
+    }
+  }
+  if (json) {
+    std::fprintf(json, "], \"wrong\": %lld}\n", static_cast<long long>(wrong));
+    std::fclose(json);
+  }
+  std::printf("# wrong values: %lld %s\n", static_cast<long long>(wrong), wrong ? "FAILED" : "OK");
+  ::munmap(map, bytes);
+  if (failed) {
+    std::fprintf(stderr, "plexus-zero-copy: %d rank process(es) failed\n", failed);
+    return 1;
+  }
+  return wrong == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace plexus::bench
+
+int main(int argc, char** argv) { return plexus::bench::run(argc, argv); }
