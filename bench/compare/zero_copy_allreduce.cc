@@ -1,35 +1,39 @@
-// plexus-zero-copy: an all-reduce of one node's ranks as it would run if every rank could load
-// and store the others' buffers directly, the least-copy scheme there is, measured on this host.
+// plexus-zero-copy: an all-reduce of one node's ranks as it runs when every rank can load and
+// store the others' buffers directly, measured on this host, beside the memory ceiling.
 //
 //   plexus-zero-copy [-n RANKS] [-b MIN] [-e MAX] [-f FACTOR] [-i ITERS] [-r REPS]
 //                    [-m all|allreduce|copy] [--json FILE]
 //
 // RANKS processes (fork; default 2) share one mapping that holds every rank's input and output,
-// as if each could see the others' memory (xpmem, or buffers allocated shared). Per call of
-// f32 sum, rank r: (1) waits at a barrier (the inputs are ready, and every rank has finished
-// reading the last call's outputs); (2) out_r[block r] = in_0[block r] + … + in_{n−1}[block r],
-// with Plexus's reduction kernels, in rank order, 16 KiB at a time; (3) waits at a barrier;
-// (4) copies out_j[block j] into out_r[block j] for every j ≠ r. Per rank that reads its block
-// of every input (S) and writes its block of the output (S/n), then reads and writes the
-// others' blocks ((n−1)/n·S each): for 2 ranks 2.5 S of memory traffic where copying the buffer
-// is 2 S, and nothing staged. A library whose ranks cannot read each other's buffers (Plexus's
-// shm all-reduce copies through a shared region; no xpmem here) moves more than this, so where
-// this is slower than a target asks, the target is beyond the memory system rather than the
-// library: compare.py prints it beside Plexus (column zcopy) and names those sizes. It is a
-// reference, not a proof of a bound: a cleverer zero-copy schedule could beat it, and past the
-// cache Plexus's streaming path, which overlaps reads with writes, does.
+// as if each could see the others' memory (xpmem, or buffers allocated shared). Rank r owns
+// block r of the buffer; a call of f32 sum runs one of two schedules, with Plexus's reduction
+// kernels, in rank order, 16 KiB at a time:
+// - pull: (1) a barrier (the inputs are ready, every rank has finished reading the last call's
+//   outputs); (2) out_r[block r] = in_0[block r] + … + in_{n−1}[block r]; (3) a barrier; (4)
+//   copy out_j[block j] into out_r[block j] for every j ≠ r. Per rank S read, S/n written, then
+//   (n−1)/n·S read and written again: 2.5 S of memory traffic for 2 ranks.
+// - push: (1) a barrier; (2) sum block r of every input and store it into block r of every
+//   rank's output; (3) a barrier (every output is whole). Per rank S read and S written: the
+//   memory ceiling's traffic (below).
+// Each with plain stores and with streaming (non-temporal) ones; the best of the four counts.
+// A library whose ranks cannot touch each other's buffers (Plexus's shm all-reduce copies
+// through a shared region: user buffers are private and there is no xpmem here) moves more
+// memory than push does, so a target that asks more than this reaches is beyond the memory
+// system, and one that asks less is within reach of zero-copy alone: compare.py prints it
+// beside Plexus (column zcopy) and names the sizes above it. It is a reference, not a proof of
+// a bound: another schedule could beat it.
 //
-// Beside it, the memory ceiling: every rank copying its own input into its own output at once,
-// the least memory traffic any all-reduce has (each input read, each output written once),
-// shown as the busbw of an all-reduce that fast. Each copy is timed three ways and the best
-// counts: one memcpy, memcpy in 256 KiB calls (glibc's memcpy takes non-temporal stores for
-// long calls, which past a few MiB lose to plain ones while the buffers still fit the cache)
-// and streaming stores. `-m` runs only the all-reduce or only the copy.
+// The memory ceiling: every rank copying its own input into its own output at once, the least
+// memory traffic any all-reduce has (each input read, each output written once), shown as the
+// busbw of an all-reduce that fast. Each copy is timed three ways and the best counts: one
+// memcpy, memcpy in 256 KiB calls (glibc's memcpy takes non-temporal stores for long calls,
+// which lose to plain ones while the buffers still fit the cache) and streaming stores. `-m`
+// runs only the all-reduce or only the copy.
 //
-// Each size runs ITERS calls (default: 256 MiB of calls, 10 to 500) REPS times (default 5); the
-// all-reduce with plain stores and again with streaming (non-temporal) stores to the output,
-// and the better counts. Every output element is checked after each (the inputs are small
-// integers, so the f32 sums are exact); a wrong value exits 1. Bad arguments exit 2.
+// Each size runs ITERS calls (default: 256 MiB of calls, 10 to 500) REPS times (default 5) per
+// variant; the best repetition counts. Every output element is checked after each variant (the
+// inputs are small integers, so the f32 sums are exact); a wrong value exits 1. Bad arguments
+// exit 2.
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -76,12 +80,13 @@ struct Args {
   std::string json;
 };
 
-// Rank 0's best seconds per call at one size: the all-reduce with plain and with streaming
-// stores, and every rank copying its own buffer at once (the best of three ways); 0 when not
-// run.
+// Rank 0's best seconds per call at one size: the all-reduce pulling and pushing, each with
+// plain and with streaming stores (index 2·pushes + streaming), and every rank copying its own
+// buffer at once (the best of three ways); 0 when not run.
 struct Timing {
-  std::array<double, 2> allReduce{};
+  std::array<double, 4> allReduce{};
   double copy = 0;
+  double bestAllReduce() const { return *std::min_element(allReduce.begin(), allReduce.end()); }
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -179,21 +184,18 @@ class Bound {
     return std::min(count, lines * static_cast<size_t>(r) / static_cast<size_t>(a_.ranks) * 16);
   }
 
-  // One all-reduce of `count` floats on rank `me` (the opening comment's steps 1-4). With
-  // `streaming`, each 16 KiB of the block is summed into `scratch_` (in L1) and every write to
-  // the output is a non-temporal store: past the cache, the output's lines are then not read
-  // from memory before they are overwritten.
-  void call(int me, size_t count, bool streaming) {
+  // One all-reduce of `count` floats on rank `me` by pulling (the opening comment's steps 1-4).
+  // With `streaming`, each 16 KiB of the block is summed into `scratch_` (in L1) and every
+  // write to the output is a non-temporal store: past the cache, the output's lines are then
+  // not read from memory before they are overwritten.
+  void pull(int me, size_t count, bool streaming) {
     barrier();
     const size_t lo = blockStart(me, count), hi = blockStart(me + 1, count);
     float* mine = out(me);
     for (size_t at = lo; at < hi; at += kStepFloats) {
       const size_t len = std::min(kStepFloats, hi - at);
       float* sum = streaming ? scratch_.data() : mine + at;
-      reduceCpu(DataType::kFloat32, ReduceOp::kSum, sum, in(0) + at, in(1) + at, len);
-      for (int j = 2; j < a_.ranks; ++j) {
-        reduceCpu(DataType::kFloat32, ReduceOp::kSum, sum, sum, in(j) + at, len);
-      }
+      sumInputs(sum, at, len);
       if (streaming) copyStreamingUnfenced(mine + at, sum, len * sizeof(float));
     }
     if (streaming) streamingFence();
@@ -201,13 +203,47 @@ class Bound {
     for (int j = 0; j < a_.ranks; ++j) {
       if (j == me) continue;
       const size_t from = blockStart(j, count), to = blockStart(j + 1, count);
-      if (streaming) {
-        copyStreamingUnfenced(mine + from, out(j) + from, (to - from) * sizeof(float));
-      } else {
-        std::memcpy(mine + from, out(j) + from, (to - from) * sizeof(float));
+      store(mine + from, out(j) + from, to - from, streaming);
+    }
+    if (streaming) streamingFence();
+  }
+
+  // The same by pushing: rank r sums its block of the inputs 16 KiB at a time and stores each
+  // piece into every rank's output (for 2 ranks with plain stores, in the summing pass itself),
+  // then waits at a barrier. Per rank S read and S written: the memory ceiling's traffic.
+  void push(int me, size_t count, bool streaming) {
+    barrier();
+    const size_t lo = blockStart(me, count), hi = blockStart(me + 1, count);
+    for (size_t at = lo; at < hi; at += kStepFloats) {
+      const size_t len = std::min(kStepFloats, hi - at);
+      if (a_.ranks == 2 && !streaming) {
+        reduceCpuTwice(DataType::kFloat32, ReduceOp::kSum, out(0) + at, out(1) + at, in(0) + at,
+                       in(1) + at, len);
+        continue;
+      }
+      sumInputs(scratch_.data(), at, len);
+      for (int k = 1; k <= a_.ranks; ++k) {  // the others' first, this rank's own last
+        store(out((me + k) % a_.ranks) + at, scratch_.data(), len, streaming);
       }
     }
     if (streaming) streamingFence();
+    barrier();
+  }
+
+  // sum[0, len) = in_0[at, at+len) + … + in_{n−1}[at, at+len), in rank order.
+  void sumInputs(float* sum, size_t at, size_t len) const {
+    reduceCpu(DataType::kFloat32, ReduceOp::kSum, sum, in(0) + at, in(1) + at, len);
+    for (int j = 2; j < a_.ranks; ++j) {
+      reduceCpu(DataType::kFloat32, ReduceOp::kSum, sum, sum, in(j) + at, len);
+    }
+  }
+
+  static void store(float* dst, const float* src, size_t len, bool streaming) {
+    if (streaming) {
+      copyStreamingUnfenced(dst, src, len * sizeof(float));
+    } else {
+      std::memcpy(dst, src, len * sizeof(float));
+    }
   }
 
   static float inputValue(int rank, size_t i) { return static_cast<float>(rank + 1 + i % 13); }
@@ -286,9 +322,16 @@ class Bound {
         barrier();
       };
       if (a_.allReduce) {
-        for (int streaming = 0; streaming < 2; ++streaming) {
+        for (int v = 0; v < 4; ++v) {
+          const bool pushes = v >= 2, streaming = v % 2 == 1;
           clear();
-          t.allReduce[streaming] = timeBest(iters, [&] { call(me, count, streaming); });
+          t.allReduce[v] = timeBest(iters, [&] {
+            if (pushes) {
+              push(me, count, streaming);
+            } else {
+              pull(me, count, streaming);
+            }
+          });
           wrong += check(me, count);
         }
       }
@@ -384,11 +427,12 @@ int run(int argc, char** argv) {
   };
   std::printf(
       "# zero-copy all-reduce, f32 sum, %d ranks, best of %d repetitions: us per call "
-      "with plain and with streaming stores, busbw (GB/s) of the better; the memory "
-      "ceiling: us per copy of every rank's own buffer at once, as busbw\n",
+      "pulling and pushing (each the better of plain and streaming stores), busbw "
+      "(GB/s) of the best; the memory ceiling: us per copy of every rank's own buffer "
+      "at once, as busbw\n",
       args.ranks, args.reps);
-  std::printf("# %12s %10s %10s %10s %10s %10s\n", "size", "plain_us", "stream_us", "busbw",
-              "copy_us", "ceiling");
+  std::printf("# %12s %10s %10s %10s %10s %10s\n", "size", "pull_us", "push_us", "busbw", "copy_us",
+              "ceiling");
   FILE* json = args.json.empty() ? nullptr : std::fopen(args.json.c_str(), "w");
   if (!args.json.empty() && json == nullptr) {
     std::fprintf(stderr, "plexus-zero-copy: cannot write %s: %s\n", args.json.c_str(),
@@ -398,15 +442,18 @@ int run(int argc, char** argv) {
   if (json) std::fprintf(json, "{\"ranks\": %d, \"results\": [", args.ranks);
   for (size_t i = 0; i < sizes.size(); ++i) {
     const Timing& t = timings[i];
-    const double ar = args.allReduce ? std::min(t.allReduce[0], t.allReduce[1]) : 0;
-    std::printf("  %12zu %10.2f %10.2f %10.2f %10.2f %10.2f\n", sizes[i], t.allReduce[0] * 1e6,
-                t.allReduce[1] * 1e6, busbw(sizes[i], ar), t.copy * 1e6, busbw(sizes[i], t.copy));
+    const auto& v = t.allReduce;
+    const double ar = args.allReduce ? t.bestAllReduce() : 0;
+    std::printf("  %12zu %10.2f %10.2f %10.2f %10.2f %10.2f\n", sizes[i],
+                std::min(v[0], v[1]) * 1e6, std::min(v[2], v[3]) * 1e6, busbw(sizes[i], ar),
+                t.copy * 1e6, busbw(sizes[i], t.copy));
     if (json) {
       std::fprintf(json,
-                   "%s{\"bytes\": %zu, \"time_us\": %.3f, \"busbw\": %.4f, \"plain_us\": "
-                   "%.3f, \"streaming_us\": %.3f, \"copy_us\": %.3f, \"ceiling\": %.4f}",
-                   i ? ", " : "", sizes[i], ar * 1e6, busbw(sizes[i], ar), t.allReduce[0] * 1e6,
-                   t.allReduce[1] * 1e6, t.copy * 1e6, busbw(sizes[i], t.copy));
+                   "%s{\"bytes\": %zu, \"time_us\": %.3f, \"busbw\": %.4f, \"pull_us\": "
+                   "[%.3f, %.3f], \"push_us\": [%.3f, %.3f], \"copy_us\": %.3f, "
+                   "\"ceiling\": %.4f}",
+                   i ? ", " : "", sizes[i], ar * 1e6, busbw(sizes[i], ar), v[0] * 1e6, v[1] * 1e6,
+                   v[2] * 1e6, v[3] * 1e6, t.copy * 1e6, busbw(sizes[i], t.copy));
     }
   }
   if (json) {
