@@ -130,6 +130,11 @@ uint8_t* ShmPieces::slot(int rank, uint32_t piece) const {
          ((piece % parts_) * static_cast<size_t>(n_) + static_cast<size_t>(rank)) * slot_;
 }
 
+uint8_t* ShmPieces::note(int rank) const {
+  PLEXUS_CHECK(!inline_);
+  return filled(rank, k_).inlined;
+}
+
 Status ShmPieces::next() {
   k_ = ++counter_;
   for (int j = 0; j < n_; ++j) {

@@ -30,6 +30,7 @@
 #include "algorithms/algorithm.h"
 #include "algorithms/context.h"
 #include "algorithms/shared_region.h"
+#include "src/host_memory.h"
 
 namespace plexus {
 
@@ -51,11 +52,14 @@ class ShmChannel {
   /// OK when the communicator has the region (or `worldSize` is 1); else Unimplemented saying
   /// why, prefixed by `algorithm`.
   Status available(const char* algorithm, int worldSize) const;
+  /// The other ranks' memAlloc buffers this rank has mapped (the zero-copy all-reduce).
+  PeerMappings& peers() { return peers_; }
 
  private:
   friend class ShmPieces;
   const SharedRegion* region_;
   uint32_t pieces_ = 0;  // the same on every rank: each rank runs the same pieces
+  PeerMappings peers_;
 };
 
 /// One collective's walk through the channel's region, piece by piece (see the file comment).
@@ -76,6 +80,11 @@ class ShmPieces {
   /// rank of the collective must choose the same; share() catches a rank whose call differs before
   /// anything is read.
   void inlineSlots() { inline_ = true; }
+  /// The spare bytes (kInlineBytes) of the line in which this rank publishes the current
+  /// piece, which share()/publishFilled() publish with it: a note the others read with note(j)
+  /// after waitFilled(), in the piece's own round. Not with inlineSlots() (the piece is there).
+  uint8_t* note() const { return note(me_); }
+  const uint8_t* noteOf(int rank) const { return note(rank); }
   /// Starts the next piece: waits until every rank has finished reading the part it uses.
   Status next();
   /// The current piece's number (what the piece-taking calls below take).
@@ -114,6 +123,7 @@ class ShmPieces {
   struct Filled;
   struct Progress;
   Filled& filled(int rank, uint32_t piece) const;  // in `piece`'s part
+  uint8_t* note(int rank) const;
   Progress& progress(int rank) const;
 
   CollectiveContext& ctx_;

@@ -65,6 +65,19 @@ class PlexusBackend final : public SweepBackend {
   size_t countWrong(const void* recv, size_t count, const SweepOptions&) const override {
     return coll_.check(recv, count, params_, rank(), size());
   }
+  // -R 1: memory the other ranks of the node can map (the shm all-reduce's zero-copy path).
+  void* allocate(size_t bytes, const SweepOptions& o) override {
+    if (!o.registered) return SweepBackend::allocate(bytes, o);
+    void* p = nullptr;
+    Status s = memAlloc(bytes, &p);
+    if (!s.ok()) die(s, "memAlloc");
+    return p;
+  }
+  void release(void* p, const SweepOptions& o) override {
+    if (!o.registered) return SweepBackend::release(p, o);
+    Status s = memFree(p);
+    if (!s.ok()) die(s, "memFree");
+  }
   void run(const void* send, void* recv, size_t count) override {
     Status s = coll_.run(comm_, send, recv, count, params_);
     if (!s.ok()) die(s, coll_.name());

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "bench/perf/perf_values.h"
@@ -58,9 +59,9 @@ Measurement measure(SweepBackend& b, const SweepOptions& o, void* send, void* re
 }
 
 void printHeader(SweepBackend& b, const SweepOptions& o) {
-  std::printf("# %s: %d ranks, transport %s, algorithm %s, %d iters, %d warmup\n",
+  std::printf("# %s: %d ranks, transport %s, algorithm %s, %d iters, %d warmup%s\n",
               b.title().c_str(), b.size(), b.transport().c_str(), b.algorithm().c_str(), o.iters,
-              o.warmup);
+              o.warmup, o.registered ? ", buffers from the library's allocator (-R 1)" : "");
   std::printf("#\n# %10s  %12s  %8s  %6s  %6s %33s %33s\n", "", "", "", "", "", "out-of-place",
               "in-place");
   std::printf("# %10s  %12s  %8s  %6s  %6s  %8s  %7s  %7s  %6s  %8s  %7s  %7s  %6s\n", "size",
@@ -125,11 +126,28 @@ int parseInt(const SweepProgram& program, const std::string& flag, const char* v
 void sweepUsage(const SweepProgram& program, const std::string& why) {
   std::fprintf(stderr,
                "%s: %s\nusage: %s%s%s [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-w WARMUP] "
-               "[-c 0|1] [-d TYPE] [-o OP] [-r ROOT] [-a ALGO] [--json FILE]\n%s\n",
+               "[-c 0|1] [-d TYPE] [-o OP] [-r ROOT] [-a ALGO] [-R 0|1] [--json FILE]\n%s\n",
                program.name.c_str(), why.c_str(), program.name.c_str(),
                program.operands.empty() ? "" : " ", program.operands.c_str(), program.more.c_str());
   std::exit(2);
 }
+
+void* SweepBackend::allocate(size_t bytes, const SweepOptions& o) {
+  if (o.registered) {
+    std::fprintf(stderr, "%s: -R 1 (buffers from the library's allocator) is not supported\n",
+                 title().c_str());
+    std::exit(2);
+  }
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (p == nullptr) {
+    std::fprintf(stderr, "%s: cannot allocate %zu bytes\n", title().c_str(), bytes);
+    std::exit(1);
+  }
+  std::memset(p, 0, bytes);
+  return p;
+}
+
+void SweepBackend::release(void* p, const SweepOptions&) { std::free(p); }
 
 size_t SweepBackend::countFor(size_t bytes, size_t elemSize) const {
   return std::max<size_t>(1, bytes / elemSize);
@@ -196,6 +214,8 @@ SweepOptions parseSweepOptions(int argc, char** argv, int first, const SweepProg
       o.root = parseInt(program, f, v, 0, 1 << 20);
     } else if (f == "-a") {
       o.algorithm = v;
+    } else if (f == "-R") {
+      o.registered = parseInt(program, f, v, 0, 1) == 1;
     } else if (f == "--json") {
       o.json = v;
     } else {
@@ -217,8 +237,18 @@ int runSweep(SweepBackend& b, const SweepOptions& o) {
   const size_t maxCount = b.countFor(o.maxBytes, elem);
   // Room for the largest of the sweep's buffers; the in-place rows use `recv` alone.
   const size_t sendCount = b.sendCountFor(maxCount);
-  std::vector<uint64_t> send(sendCount * elem / 8 + 1),
-      recv(std::max(sendCount, b.recvCountFor(maxCount)) * elem / 8 + 1);
+  // The sweep's buffers, from the backend (-R); released on every return.
+  struct Buffer {
+    SweepBackend& b;
+    const SweepOptions& o;
+    uint8_t* p;
+    Buffer(SweepBackend& backend, const SweepOptions& opts, size_t bytes)
+        : b(backend), o(opts), p(static_cast<uint8_t*>(backend.allocate(bytes, opts))) {}
+    ~Buffer() { b.release(p, o); }
+    uint8_t* data() const { return p; }
+  };
+  const Buffer send(b, o, sendCount * elem + 8),
+      recv(b, o, std::max(sendCount, b.recvCountFor(maxCount)) * elem + 8);
   if (leader) printHeader(b, o);
   // One discarded pass of the first size: a process's first timed loop ran slow whatever its
   // size (plexus-perf, 2 ranks: 0.53-0.74 us at the first of 8 B..64 B, 0.42 at the rest),

@@ -25,9 +25,10 @@ struct SweepOptions {
   bool check = true;
   DataType type = DataType::kFloat32;
   ReduceOp op = ReduceOp::kSum;
-  int root = 0;           // -r, for rooted collectives
-  std::string algorithm;  // -a as given; each backend says which names it knows
-  std::string json;       // --json FILE, written by rank 0
+  int root = 0;             // -r, for rooted collectives
+  std::string algorithm;    // -a as given; each backend says which names it knows
+  std::string json;         // --json FILE, written by rank 0
+  bool registered = false;  // -R 1: buffers from the library's allocator (nccl-tests' -R)
 };
 
 /// How a tool names itself in its usage and error messages.
@@ -75,6 +76,11 @@ class SweepBackend {
   virtual void fill(void* send, size_t count, const SweepOptions& o) const;
   /// Wrong elements in `recv` after one call on fill()'s inputs.
   virtual size_t countWrong(const void* recv, size_t count, const SweepOptions& o) const;
+  /// `bytes` of zeroed memory, 64-byte aligned, for the sweep's buffers (with -R 1 a backend
+  /// takes them from its library's allocator, as plexus-perf does from plexus::memAlloc; a
+  /// backend without one exits with 2, saying so), and its release.
+  virtual void* allocate(size_t bytes, const SweepOptions& o);
+  virtual void release(void* p, const SweepOptions& o);
   /// Called before timing `count` elements at `send` -> `recv` (send == recv: in place), so
   /// that a library which binds buffers to a plan (Gloo) builds it outside the timed loop.
   virtual void prepare(const void* send, void* recv, size_t count) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "plexus/communicator.h"  // IWYU pragma: export
+#include "plexus/memory.h"        // IWYU pragma: export
 #include "plexus/options.h"       // IWYU pragma: export
 #include "plexus/status.h"        // IWYU pragma: export
 #include "plexus/types.h"         // IWYU pragma: export

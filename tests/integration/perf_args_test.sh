@@ -31,6 +31,7 @@ expect_usage "unknown type 'f33'" allreduce -d f33
 expect_usage "unknown op 'mean'" allreduce -o mean
 expect_usage "-w needs a value" allreduce -w
 expect_usage "unknown option --bogus" allreduce --bogus 1
+expect_usage "-R wants an integer in [0, 1], got '2'" allreduce -R 2
 
 r=$(run "$build/plexusrun" --timeout 60 -n 2 "$perf" broadcast -r 2 -b 8 -e 8)
 [[ $r == 2\|*"plexus-perf broadcast: -r 2 is not a rank of this job (2 ranks)"* ]] ||
@@ -47,4 +48,13 @@ rows=$(grep -cE '^\[0\] +(8|64) +[0-9]+ +float +sum' <<<"$r") || true
 [[ $rows == 2 ]] || fail "good run: wanted rows for 8 and 64 B, got $rows: $r"
 grep -q '"collective": "allgather", "ranks": 2' "$json" || fail "json: $(cat "$json")"
 [[ $(grep -c '"bytes": ' "$json") == 2 ]] || fail "json rows: $(cat "$json")"
+# -R 1: the buffers from plexus::memAlloc (the shm all-reduce's zero-copy path), values checked.
+r=$(run "$build/plexusrun" --timeout 60 -n 3 "$perf" allreduce -b 8 -e 1M -f 32 -n 2 -w 1 -R 1)
+[[ $r == 0\|*"buffers from the library's allocator (-R 1)"* ]] || fail "-R 1: $r"
+[[ $r == *"# Out of bounds values : 0 OK"* ]] || fail "-R 1, summary: $r"
+if [[ -x $build/plexus-compare-mpi ]]; then
+  r=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 run "$build/plexus-compare-mpi" -R 1)
+  [[ $r == 2\|*"-R 1 (buffers from the library's allocator) is not supported"* ]] ||
+    fail "plexus-compare-mpi -R 1: $r"
+fi
 echo "perf_args_test: OK"

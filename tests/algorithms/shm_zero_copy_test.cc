@@ -1,0 +1,201 @@
+// The shm all-reduce's zero-copy path (algorithms/shm_allreduce.cc, zeroCopy) and the memory it
+// runs on (plexus::memAlloc, src/host_memory.h): bad input to the allocator, what a peer can and
+// cannot map, and, with every rank's buffers in memAlloc memory, results bitwise those of the
+// slot path for every rank count, type and op here, out of place and in place, in the cache and
+// past it (streaming stores); a rank on heap memory sends every rank through the slots. Whether
+// the path ran is read from /proc/self/maps: it maps the peers' memory, the slots do not.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "plexus/plexus.h"
+#include "src/host_memory.h"
+#include "src/reduce_cpu.h"
+#include "src/topology.h"
+#include "tests/harness/world.h"
+
+namespace plexus {
+namespace {
+
+using testing::runWorld;
+using testing::WorldOptions;
+
+// Mappings of memAlloc memory in this process (/proc/self/maps names them "memfd:plexus-mem"):
+// its own allocations and the peers' it has mapped.
+int plexusMemMappings() {
+  std::ifstream maps("/proc/self/maps");
+  int count = 0;
+  for (std::string line; std::getline(maps, line);) {
+    count += line.find("/memfd:plexus-mem") != std::string::npos;
+  }
+  return count;
+}
+
+TEST(HostMemory, AllocatesZeroedPagesAndRefusesBadInput) {
+  void* p = reinterpret_cast<void*>(1);
+  EXPECT_EQ(memAlloc(0, &p).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(p, nullptr);
+  EXPECT_EQ(memAlloc(16, nullptr).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(memAlloc(SIZE_MAX, &p).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(memAlloc(10000, &p).ok());
+  const auto* bytes = static_cast<const uint8_t*>(p);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 4096, 0u);
+  for (size_t i = 0; i < 10000; ++i) ASSERT_EQ(bytes[i], 0) << i;
+  std::memset(p, 7, 10000);
+  const SharedBufferRef inside = findSharedBuffer(bytes + 100, 9000);
+  EXPECT_GE(inside.fd, 0);
+  EXPECT_EQ(inside.offset, 100u);
+  EXPECT_EQ(findSharedBuffer(bytes + 100, 100000).fd, -1);  // past the allocation's end
+  std::vector<uint8_t> heap(64);
+  EXPECT_EQ(findSharedBuffer(heap.data(), heap.size()).fd, -1);
+  EXPECT_EQ(memFree(heap.data()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(memFree(const_cast<uint8_t*>(bytes) + 4096).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(plexusMemMappings(), 1);
+  EXPECT_TRUE(memFree(p).ok());
+  EXPECT_EQ(plexusMemMappings(), 0);
+  EXPECT_EQ(memFree(p).code(), StatusCode::kInvalidArgument);  // freed already
+  EXPECT_TRUE(memFree(nullptr).ok());
+}
+
+TEST(HostMemory, PeerMappingsMapWhatTheRefNamesAndNothingElse) {
+  void* p = nullptr;
+  ASSERT_TRUE(memAlloc(8192, &p).ok());
+  std::memset(p, 0x5a, 8192);
+  const SharedBufferRef ref = findSharedBuffer(static_cast<uint8_t*>(p) + 4096, 4096);
+  ASSERT_GE(ref.fd, 0);
+  {
+    PeerMappings peers;
+    uint8_t* view = peers.map(::getpid(), ref, 4096);
+    ASSERT_NE(view, nullptr);
+    EXPECT_NE(view, static_cast<uint8_t*>(p) + 4096);  // a second view of the same pages
+    view[0] = 0x11;
+    EXPECT_EQ(static_cast<uint8_t*>(p)[4096], 0x11);
+    EXPECT_EQ(peers.map(::getpid(), ref, 4096), view);     // kept, not mapped again
+    EXPECT_EQ(peers.map(::getpid(), ref, 4097), nullptr);  // past the end
+    SharedBufferRef other = ref;
+    other.inode += 1;  // the fd no longer that memory
+    EXPECT_EQ(peers.map(::getpid(), other, 1), nullptr);
+    EXPECT_EQ(peers.map(::getpid(), SharedBufferRef{}, 1), nullptr);
+    EXPECT_EQ(peers.map(0x7ffffff0, ref, 1), nullptr);  // no such process
+    EXPECT_EQ(plexusMemMappings(), 2);
+  }
+  EXPECT_EQ(plexusMemMappings(), 1);  // the mappings went with PeerMappings
+  EXPECT_TRUE(memFree(p).ok());
+}
+
+// Deterministic inputs of every kind the cases use, different per rank.
+void fillInput(DataType type, void* buf, size_t count, int rank) {
+  for (size_t i = 0; i < count; ++i) {
+    const float f = static_cast<float>((rank + 1) * static_cast<int>(i % 97)) * 0.37f - 11.0f;
+    switch (type) {
+      case DataType::kFloat32:
+        static_cast<float*>(buf)[i] = f;
+        break;
+      case DataType::kFloat64:
+        static_cast<double*>(buf)[i] = f * 1.0001;
+        break;
+      case DataType::kBFloat16:
+        static_cast<uint16_t*>(buf)[i] = floatToBfloat16(f);
+        break;
+      case DataType::kInt8:
+        static_cast<int8_t*>(buf)[i] =
+            static_cast<int8_t>((i * 7 + static_cast<size_t>(rank)) % 251);
+        break;
+      default:
+        FAIL() << "no input for " << dataTypeName(type);
+    }
+  }
+}
+
+struct Case {
+  DataType type;
+  ReduceOp op;
+};
+
+// memAlloc memory, freed at the end of the scope.
+struct Shared {
+  void* p = nullptr;
+  explicit Shared(size_t bytes) { EXPECT_TRUE(memAlloc(bytes, &p).ok()); }
+  ~Shared() { EXPECT_TRUE(memFree(p).ok()); }
+  uint8_t* data() const { return static_cast<uint8_t*>(p); }
+};
+
+class ShmZeroCopy : public ::testing::TestWithParam<int> {};
+
+TEST_P(ShmZeroCopy, AllReducesAreBitwiseTheSlotPathsOutOfPlaceAndInPlace) {
+  WorldOptions o;
+  o.env["PLEXUS_ALGO"] = "allreduce:shm";
+  const int n = GetParam();
+  ASSERT_TRUE(runWorld(
+      n,
+      [n](Communicator& comm) {
+        const int me = comm.rank();
+        // From the threshold (16 KiB of f32) through a prime count to past the last-level cache
+        // (the streaming stores), with an odd count of one-byte elements among them.
+        const size_t past = lastLevelCacheBytes() / (2 * static_cast<size_t>(n)) / 4 + 777;
+        bool first = true;
+        for (size_t count : {size_t{4096}, size_t{100003}, past}) {
+          for (Case c :
+               {Case{DataType::kFloat32, ReduceOp::kSum}, Case{DataType::kFloat64, ReduceOp::kAvg},
+                Case{DataType::kBFloat16, ReduceOp::kSum}, Case{DataType::kInt8, ReduceOp::kMax}}) {
+            const size_t bytes = count * dataTypeSize(c.type);
+            SCOPED_TRACE(std::string(dataTypeName(c.type)) + " " + reduceOpName(c.op) + ", " +
+                         std::to_string(count) + " elements");
+            std::vector<uint8_t> heapIn(bytes), heapOut(bytes);
+            fillInput(c.type, heapIn.data(), count, me);
+            ASSERT_TRUE(comm.allReduce(heapIn.data(), heapOut.data(), count, c.type, c.op).ok());
+            Shared in(bytes), out(bytes);
+            fillInput(c.type, in.data(), count, me);
+            ASSERT_TRUE(comm.allReduce(in.data(), out.data(), count, c.type, c.op).ok());
+            if (first) {  // its own two buffers and each peer's two, mapped by the zero-copy path
+              EXPECT_EQ(plexusMemMappings(), 2 + 2 * (n - 1));
+              first = false;
+            }
+            ASSERT_EQ(std::memcmp(out.data(), heapOut.data(), bytes), 0) << "out of place";
+            ASSERT_TRUE(comm.allReduce(in.data(), in.data(), count, c.type, c.op).ok());
+            ASSERT_EQ(std::memcmp(in.data(), heapOut.data(), bytes), 0) << "in place";
+          }
+        }
+      },
+      o));
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, ShmZeroCopy, ::testing::Values(2, 3, 4),
+                         [](const auto& info) { return "n" + std::to_string(info.param); });
+
+// One rank on heap memory: every rank takes the slots (no rank maps another's memory), the
+// results are right, and the next call, all on memAlloc memory, goes zero-copy.
+TEST(ShmZeroCopy, OneRankOnHeapMemorySendsEveryRankThroughTheSlots) {
+  WorldOptions o;
+  o.env["PLEXUS_ALGO"] = "allreduce:shm";
+  ASSERT_TRUE(runWorld(
+      3,
+      [](Communicator& comm) {
+        const int me = comm.rank();
+        const size_t count = 50000;
+        Shared in(count * sizeof(int32_t)), out(count * sizeof(int32_t));
+        std::vector<int32_t> heap(count);
+        auto* src = me == 0 ? heap.data() : reinterpret_cast<int32_t*>(in.data());
+        for (size_t i = 0; i < count; ++i) src[i] = static_cast<int32_t>(i) * (me + 1);
+        ASSERT_TRUE(comm.allReduce(src, out.data(), count, DataType::kInt32, ReduceOp::kSum).ok());
+        const auto* got = reinterpret_cast<const int32_t*>(out.data());
+        for (size_t i = 0; i < count; ++i) ASSERT_EQ(got[i], static_cast<int32_t>(i) * 6) << i;
+        EXPECT_EQ(plexusMemMappings(), 2);  // its own only
+        for (size_t i = 0; i < count; ++i) {
+          reinterpret_cast<int32_t*>(in.data())[i] = static_cast<int32_t>(i) * (me + 1);
+        }
+        ASSERT_TRUE(
+            comm.allReduce(in.data(), out.data(), count, DataType::kInt32, ReduceOp::kSum).ok());
+        for (size_t i = 0; i < count; ++i) ASSERT_EQ(got[i], static_cast<int32_t>(i) * 6) << i;
+        EXPECT_EQ(plexusMemMappings(), 2 + 2 * 2);
+      },
+      o));
+}
+
+}  // namespace
+}  // namespace plexus
