@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Plexus against its peers, side by side in one run: `make compare`.
 
-On the same ranks and sizes it runs plexus-perf (under plexusrun), MPI_Allreduce (Open MPI,
+On the same ranks and sizes it runs plexus-perf (under plexusrun; again with -R 1, its buffers
+from plexus::memAlloc, where the shm all-reduce copies nothing through a staging area: a column
+of its own, the targets' Plexus column is heap memory), MPI_Allreduce (Open MPI,
 mpirun), Gloo's ring_chunked and halving_doubling (under plexusrun), the raw transport ceiling
 (ucx_perftest ucp_put_bw and tag_bw between two processes on this host), memcpy (numpy), and,
 from 1 MiB, plexus-zero-copy's memory ceiling (every rank's process copying its own buffer at
@@ -142,6 +144,13 @@ class Runner:
         prog = [os.path.join(self.build, "plexus-perf"), "allreduce"]
         self.collective("plexus", self.plexusrun(), prog, own_column=True)
 
+    def run_plexus_registered(self):
+        """plexus-perf -R 1: buffers from plexus::memAlloc, which the shm all-reduce reduces
+        between without a staging copy (zero copy), as ucx_perftest's put runs on memory the
+        peer has mapped. A column of its own: the targets' Plexus column is plain heap memory."""
+        prog = [os.path.join(self.build, "plexus-perf"), "allreduce"]
+        self.collective("plexus_reg", self.plexusrun(), prog, ["-R", "1"], own_column=True)
+
     def run_mpi(self):
         mpirun = ["mpirun", "--oversubscribe", "-np", str(self.args.ranks)]
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -195,7 +204,8 @@ class Runner:
                     self.record("zero_copy", r["bytes"], r["time_us"], r["busbw"])
 
     def run_all(self):
-        tools = [("plexus", self.run_plexus), ("mpi", self.run_mpi),
+        tools = [("plexus", self.run_plexus), ("plexus -R 1", self.run_plexus_registered),
+                 ("mpi", self.run_mpi),
                  ("gloo ring_chunked", lambda: self.run_gloo("ring_chunked")),
                  ("gloo halving_doubling", lambda: self.run_gloo("halving_doubling")),
                  ("ucx put_bw", lambda: self.run_ucx("ucp_put_bw")),

@@ -11,13 +11,14 @@ import time
 KIB, MIB = 1 << 10, 1 << 20
 
 TOOLS = ["plexus", "mpi", "gloo_ring_chunked", "gloo_halving_doubling", "ucx_put_bw",
-         "ucx_tag_bw", "memcpy", "memcpy_ranks", "zero_copy"]
+         "ucx_tag_bw", "memcpy", "memcpy_ranks", "zero_copy", "plexus_reg"]
 COLLECTIVES = TOOLS[:4]
 LABELS = {"plexus": "Plexus", "mpi": "Open MPI", "gloo_ring_chunked": "Gloo ring_chunked",
           "gloo_halving_doubling": "Gloo halving_doubling", "ucx_put_bw": "UCX put (1 pair)",
           "ucx_tag_bw": "UCX tag (1 pair)", "memcpy": "memcpy",
           "memcpy_ranks": "memory ceiling (every rank copies at once)",
-          "zero_copy": "zero-copy all-reduce (ranks read each other's buffers)"}
+          "zero_copy": "zero-copy all-reduce (ranks read each other's buffers)",
+          "plexus_reg": "Plexus, memAlloc buffers (-R 1)"}
 
 
 def best(results, tool, size):
@@ -54,10 +55,12 @@ def fmt(v, spec="%7.2f", width=7):
 def print_table(results, sizes):
     print("\n# busbw in GB/s (UCX and memcpy: one-way bytes/s; ceiling: the busbw of an all-reduce"
           " as fast as every rank copying its buffer at once; zcopy: plexus-zero-copy, ranks"
-          " reading each other's buffers); ratios are Plexus over the peer")
-    print("# %6s %7s %7s %7s %7s %7s %7s %7s %7s %7s | %6s %6s %6s | %9s %9s %6s" %
+          " reading each other's buffers; plx_R1: plexus-perf -R 1, memAlloc buffers); ratios"
+          " are Plexus (heap buffers; R1/put: -R 1) over the peer")
+    print("# %6s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s | %6s %6s %6s %6s | %9s %9s %6s" %
           ("size", "plexus", "mpi", "gloo_rc", "gloo_hd", "ucx_put", "ucx_tag", "memcpy",
-           "ceiling", "zcopy", "xMPI", "xGloo", "/put", "plexus_us", "mpi_us", "t/MPI"))
+           "ceiling", "zcopy", "plx_R1", "xMPI", "xGloo", "/put", "R1/put", "plexus_us",
+           "mpi_us", "t/MPI"))
     for size in sizes:
         bw = [busbw(results, t, size) for t in TOOLS]
         p, m = best(results, "plexus", size), best(results, "mpi", size)
@@ -65,7 +68,7 @@ def print_table(results, sizes):
             human(size), " ".join(fmt(v) for v in bw),
             fmt(ratio(bw[0], bw[1]), "%6.2f", 6), fmt(ratio(bw[0], gloo_best(results, size)),
                                                       "%6.2f", 6),
-            fmt(ratio(bw[0], bw[4]), "%6.2f", 6),
+            fmt(ratio(bw[0], bw[4]), "%6.2f", 6) + " " + fmt(ratio(bw[9], bw[4]), "%6.2f", 6),
             fmt(p["time_us"] if p else None, "%9.1f", 9), fmt(m["time_us"] if m else None,
                                                              "%9.1f", 9),
             fmt(ratio(p["time_us"], m["time_us"]) if p and m else None, "%6.2f", 6)))
@@ -126,6 +129,10 @@ def evaluate(results, ranks, sizes):
                      lambda s: gloo_best(results, s), 5.0),
             at_least("busbw >= 0.75x UCX put, >= 4M", big,
                      lambda s: busbw(results, "ucx_put_bw", s), 0.75),
+            check_all("-R 1 (memAlloc) busbw >= 0.75x UCX put, >= 4M", big,
+                      lambda s: ratio(busbw(results, "plexus_reg", s),
+                                      busbw(results, "ucx_put_bw", s)), 0.75,
+                      lambda v, w: v >= w),
             check_all("8 B latency <= 1.2x Open MPI", lat, lat_ratio, 1.2, le),
         ]
     ge64k = [s for s in sizes if s >= 64 * KIB]
@@ -162,7 +169,7 @@ def plot(results, sizes, ranks, out):
     for kind, tools, key, ylabel in (
             ("busbw", TOOLS, "busbw",
              "busbw (GB/s); UCX, memcpy: one-way GB/s; ceiling: see the table"),
-            ("latency", COLLECTIVES, "time_us", "time per all-reduce (us)")):
+            ("latency", COLLECTIVES + ["plexus_reg"], "time_us", "time per all-reduce (us)")):
         fig, ax = plt.subplots(figsize=(8, 5))
         for tool in tools:
             pts = [(s, best(results, tool, s)) for s in sizes]
