@@ -2,8 +2,9 @@
 // runs on (plexus::memAlloc, src/host_memory.h): bad input to the allocator, what a peer can and
 // cannot map, and, with every rank's buffers in memAlloc memory, results bitwise those of the
 // slot path for every rank count, type and op here, out of place and in place, in the cache and
-// past it (streaming stores); a rank on heap memory sends every rank through the slots. Whether
-// the path ran is read from /proc/self/maps: it maps the peers' memory, the slots do not.
+// past it (where the slot path streams its output); a rank on heap memory sends every rank through
+// the slots. Whether the path ran is read from /proc/self/maps: it maps the peers' memory, the
+// slots do not.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -136,7 +137,8 @@ TEST_P(ShmZeroCopy, AllReducesAreBitwiseTheSlotPathsOutOfPlaceAndInPlace) {
       [n](Communicator& comm) {
         const int me = comm.rank();
         // From the threshold (16 KiB of f32) through a prime count to past the last-level cache
-        // (the streaming stores), with an odd count of one-byte elements among them.
+        // (where the heap call streams its output), an odd count of one-byte elements among
+        // them.
         const size_t past = lastLevelCacheBytes() / (2 * static_cast<size_t>(n)) / 4 + 777;
         bool first = true;
         for (size_t count : {size_t{4096}, size_t{100003}, past}) {
