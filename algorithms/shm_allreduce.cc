@@ -118,15 +118,16 @@ void interleaveCopies(const CopySpan* fill, size_t nFill, const CopySpan* drain,
 }
 
 // From this many bytes the all-reduce asks whether every rank's buffers lie in memAlloc memory
-// (zeroCopy). Its flag rounds cost about a slot piece's: 2 ranks, us, zero copy against the
-// slots: 4 KiB 0.92-0.99 against 0.83-1.07, 16 KiB 1.27-1.34 against 2.95-3.91, 64 KiB
-// 1.9-2.5 against 14.6.
+// (zeroCopy); below it its two extra flag rounds cost what the slots save. 2 ranks, us, zero
+// copy against the slots on the same memory: 4 KiB 0.92-0.99 against 0.83-1.07, 16 KiB
+// 1.27-1.34 against 2.95-3.91, 64 KiB 1.9-2.5 against 14.6.
 constexpr size_t kZeroCopyFromBytes = 16 * 1024;
 // Bytes each rank sums at a time in zeroCopy before storing them into every output (in L1).
 constexpr size_t kPushBytes = 16 * 1024;
 
-// What a rank publishes in zeroCopy's first round: its pid and where its input and output lie
-// (SharedBufferRef, fd −1 when not in memAlloc memory), packed into a flag line's inline bytes.
+// What a rank notes with the first piece of a call that asks (ShmPieces::note): its pid and
+// where its input and output lie (SharedBufferRef, fd −1 when not in memAlloc memory), packed
+// into the note's kInlineBytes.
 struct BufferPlace {
   int32_t pid = 0;
   SharedBufferRef send, recv;
@@ -392,17 +393,16 @@ Status ShmAllReduce::zeroCopy(const CollectiveRequest& req, CollectiveContext& c
   rounds.inlineSlots();
   ins_.assign(static_cast<size_t>(n), nullptr);
   outs_.assign(static_cast<size_t>(n), nullptr);
-  const std::vector<BufferPlace>& places = places_;
-  // Round 2: whether this rank mapped every other's buffers.
+  // A round: whether this rank mapped every other's buffers.
   PeerMappings& peers = channel_->peers();
   peers.makeRoom(2 * static_cast<size_t>(n - 1));
   bool mapped = true;
   for (int j = 0; j < n; ++j) {
-    const auto pid = static_cast<pid_t>(places[j].pid);
+    const auto pid = static_cast<pid_t>(places_[j].pid);
     ins_[j] = j == me ? static_cast<const uint8_t*>(req.send)
-                      : peers.map(pid, places[j].send, req.bytes());
+                      : peers.map(pid, places_[j].send, req.bytes());
     outs_[j] =
-        j == me ? static_cast<uint8_t*>(req.recv) : peers.map(pid, places[j].recv, req.bytes());
+        j == me ? static_cast<uint8_t*>(req.recv) : peers.map(pid, places_[j].recv, req.bytes());
     mapped = mapped && ins_[j] != nullptr && outs_[j] != nullptr;
   }
   PLEXUS_TRY(rounds.next());
@@ -412,7 +412,7 @@ Status ShmAllReduce::zeroCopy(const CollectiveRequest& req, CollectiveContext& c
   rounds.finish();
   if (!mapped) return okStatus();
   push(req, n, me, ins_.data(), outs_.data());
-  // Round 3: every output is whole, and no rank touches another's buffers any more.
+  // A last round: every output is whole, and no rank touches another's buffers any more.
   PLEXUS_TRY(rounds.next());
   PLEXUS_TRY(rounds.share());
   rounds.finish();

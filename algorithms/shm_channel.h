@@ -81,8 +81,9 @@ class ShmPieces {
   /// anything is read.
   void inlineSlots() { inline_ = true; }
   /// The spare bytes (kInlineBytes) of the line in which this rank publishes the current
-  /// piece, which share()/publishFilled() publish with it: a note the others read with note(j)
-  /// after waitFilled(), in the piece's own round. Not with inlineSlots() (the piece is there).
+  /// piece, which share()/publishFilled() publish with it: a note the others read with
+  /// noteOf(j) after waitFilled(), in the piece's own round. Not with inlineSlots() (the piece is
+  /// there).
   uint8_t* note() const { return note(me_); }
   const uint8_t* noteOf(int rank) const { return note(rank); }
   /// Starts the next piece: waits until every rank has finished reading the part it uses.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -74,7 +75,9 @@ Status memFree(void* ptr) {
     std::lock_guard<std::mutex> lock(r.mutex);
     auto it = r.byBase.find(reinterpret_cast<uintptr_t>(ptr));
     if (it == r.byBase.end()) {
-      return invalidArgument("memFree: " + std::to_string(reinterpret_cast<uintptr_t>(ptr)) +
+      char at[32];
+      std::snprintf(at, sizeof(at), "%p", ptr);
+      return invalidArgument(std::string("memFree: ") + at +
                              " is not memory from memAlloc (or was freed already)");
     }
     a = it->second;
