@@ -30,8 +30,10 @@
 // its block straight from every input into every output, with no slot in between: per rank S
 // read and S written, against about 2 S each through the slots. Where the buffers lie travels
 // as a note with the first piece of the slot path, so a call on other memory pays nothing for
-// asking; when every rank's are shared, that piece is dropped and two more flag rounds follow
-// (whether every rank mapped every other's buffers, and every output is whole).
+// asking (a rank on memAlloc memory leaves its part of that piece out); when every rank's are
+// shared, that piece is dropped and two more flag rounds follow (whether every rank mapped
+// every other's buffers, and every output is whole); when only some are, the call starts
+// again on the slots.
 #include <unistd.h>
 
 #include <algorithm>
@@ -195,21 +197,25 @@ class ShmAllReduce final : public Algorithm {
  private:
   Status streamingSplit(const CollectiveRequest& req, CollectiveContext& ctx, ShmPieces& pieces,
                         bool ask);
-  // The slot path; with `ask`, the first piece carries this rank's BufferPlace, and when every
-  // rank's buffers are shared the call goes on in zeroCopy (and back here, not asking, if
-  // some rank cannot map another's).
+  // The slot path; with `ask`, the first piece carries this rank's BufferPlace, and a rank whose
+  // buffers are shared leaves its part of that piece out (copying it would only pull lines the
+  // others wrote in the last call). What the notes say then (afterNotes): go on; or, when every
+  // rank's buffers are shared, drop the piece and go on in zeroCopy (and back here, not asking,
+  // if some rank cannot map another's); or, when only some are, start again not asking.
   Status slots(const CollectiveRequest& req, CollectiveContext& ctx, bool ask);
-  // Writes this rank's BufferPlace into the piece's note (a first piece, with `ask`).
-  static void notePlace(const CollectiveRequest& req, ShmPieces& pieces);
-  // After the first piece's round: true, with every rank's place in places_, when every
-  // rank's buffers lie in memAlloc memory; every rank reads the same notes, so all agree.
-  bool everyBufferShared(ShmPieces& pieces, int n);
-  // The zero-copy path after everyBufferShared; *done is false (and nothing moved) when some
-  // rank could not map another's buffers, which every rank then sees.
+  // Writes this rank's BufferPlace into the piece's note; true when both its buffers lie in
+  // memAlloc memory (it then leaves its part of the piece out).
+  static bool notePlace(const CollectiveRequest& req, ShmPieces& pieces);
+  enum class AfterNotes { kGoOn, kZeroCopy, kStartAgain };
+  // After the first piece's round, from every rank's note (every rank reads the same, so all
+  // agree); keeps every rank's place in places_.
+  AfterNotes afterNotes(ShmPieces& pieces, int n);
+  // Drops the first piece and does what `next` (not kGoOn) says.
+  Status leaveTheSlots(const CollectiveRequest& req, CollectiveContext& ctx, ShmPieces& first,
+                       AfterNotes next);
+  // The zero-copy path; *done is false (and nothing moved) when some rank could not map
+  // another's buffers, which every rank then sees.
   Status zeroCopy(const CollectiveRequest& req, CollectiveContext& ctx, bool* done);
-  // Drops the first piece (its slots are read by no one) and runs zeroCopy, or, when it cannot,
-  // the slot path again without asking.
-  Status zeroCopyAfter(const CollectiveRequest& req, CollectiveContext& ctx, ShmPieces& first);
   // Sums this rank's block of every input (ins) and stores it into every output (outs).
   void push(const CollectiveRequest& req, int n, int me, const uint8_t* const* ins,
             uint8_t* const* outs);
@@ -250,12 +256,14 @@ Status ShmAllReduce::slots(const CollectiveRequest& req, CollectiveContext& ctx,
     const uint8_t* src = in + at * elem;
     uint8_t* dst = out + at * elem;
     PLEXUS_TRY(pieces.next());
-    const bool first = ask && at == 0;
-    if (first) notePlace(req, pieces);
+    const bool first = ask && at == 0, leftOut = first && notePlace(req, pieces);
     if (!split) {
-      std::memcpy(pieces.slot(me), src, cnt * elem);
+      if (!leftOut) std::memcpy(pieces.slot(me), src, cnt * elem);
       PLEXUS_TRY(pieces.share());
-      if (first && everyBufferShared(pieces, n)) return zeroCopyAfter(req, ctx, pieces);
+      if (first) {
+        const AfterNotes next = afterNotes(pieces, n);
+        if (next != AfterNotes::kGoOn) return leaveTheSlots(req, ctx, pieces, next);
+      }
       pieces.reduceSlots(req.type, req.op, dst, 0, cnt);
       if (req.op == ReduceOp::kAvg) divideInPlace(req.type, dst, cnt, n);
     } else {
@@ -266,10 +274,15 @@ Status ShmAllReduce::slots(const CollectiveRequest& req, CollectiveContext& ctx,
       const size_t own = blocks.start(me) * elem, ownBytes = blocks.size(me) * elem;
       const size_t after = own + ownBytes;
       uint8_t* mine = pieces.slot(me);
-      std::memcpy(mine, src, own);
-      std::memcpy(mine + after, src + after, cnt * elem - after);
+      if (!leftOut) {
+        std::memcpy(mine, src, own);
+        std::memcpy(mine + after, src + after, cnt * elem - after);
+      }
       PLEXUS_TRY(pieces.share());
-      if (first && everyBufferShared(pieces, n)) return zeroCopyAfter(req, ctx, pieces);
+      if (first) {
+        const AfterNotes next = afterNotes(pieces, n);
+        if (next != AfterNotes::kGoOn) return leaveTheSlots(req, ctx, pieces, next);
+      }
       if (onePass) {
         pieces.reduceSlots(req.type, req.op, mine + own, own, blocks.size(me), src + own,
                            dst + own);
@@ -320,7 +333,7 @@ Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveCont
   for (size_t at = 0;; at += perPiece) {
     const bool last = at >= req.count;  // only the previous piece's results are left
     if (!last) PLEXUS_TRY(pieces.next());
-    if (ask && at == 0) notePlace(req, pieces);
+    const bool first = ask && at == 0, leftOut = first && notePlace(req, pieces);
     const uint32_t prev = pieces.current() - (last ? 0 : 1);
     const size_t cnt = last ? 0 : std::min(perPiece, req.count - at);
     const BlockSplit blocks(cnt, n), before(prevCnt, n);
@@ -338,7 +351,7 @@ Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveCont
             {out + prevAt * elem + theirs, pieces.slot(j, prev) + theirs, before.size(j) * elem});
       }
     }
-    interleaveCopies(fill.data(), last ? 0 : fill.size(), drain.data(), drain.size());
+    interleaveCopies(fill.data(), last || leftOut ? 0 : fill.size(), drain.data(), drain.size());
     if (last) {
       streamingFence();
       pieces.finish(prev);
@@ -347,7 +360,10 @@ Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveCont
     pieces.publishFilled();
     if (at != 0) pieces.finish(prev);
     PLEXUS_TRY(pieces.waitFilled());
-    if (ask && at == 0 && everyBufferShared(pieces, n)) return zeroCopyAfter(req, ctx, pieces);
+    if (first) {
+      const AfterNotes next = afterNotes(pieces, n);
+      if (next != AfterNotes::kGoOn) return leaveTheSlots(req, ctx, pieces, next);
+    }
     for (size_t c = 0; c < blocks.size(me); c += step) {
       const size_t len = std::min(step, blocks.size(me) - c), off = own + c * elem;
       pieces.reduceSlots(req.type, req.op, mine + off, off, len, in + at * elem + off);
@@ -360,30 +376,35 @@ Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveCont
   }
 }
 
-void ShmAllReduce::notePlace(const CollectiveRequest& req, ShmPieces& pieces) {
+bool ShmAllReduce::notePlace(const CollectiveRequest& req, ShmPieces& pieces) {
   BufferPlace mine;
   mine.pid = static_cast<int32_t>(::getpid());
   mine.send = findSharedBuffer(req.send, req.bytes());
   mine.recv = findSharedBuffer(req.recv, req.bytes());
   packPlace(mine, pieces.note());
+  return mine.send.fd >= 0 && mine.recv.fd >= 0;
 }
 
-bool ShmAllReduce::everyBufferShared(ShmPieces& pieces, int n) {
+ShmAllReduce::AfterNotes ShmAllReduce::afterNotes(ShmPieces& pieces, int n) {
   places_.resize(static_cast<size_t>(n));
-  bool every = true;
+  int shared = 0;
   for (int j = 0; j < n; ++j) {
     places_[j] = unpackPlace(pieces.noteOf(j));
-    every = every && places_[j].send.fd >= 0 && places_[j].recv.fd >= 0;
+    shared += places_[j].send.fd >= 0 && places_[j].recv.fd >= 0;
   }
-  return every;
+  if (shared == n) return AfterNotes::kZeroCopy;
+  return shared == 0 ? AfterNotes::kGoOn : AfterNotes::kStartAgain;  // some left their part out
 }
 
-Status ShmAllReduce::zeroCopyAfter(const CollectiveRequest& req, CollectiveContext& ctx,
-                                   ShmPieces& first) {
+Status ShmAllReduce::leaveTheSlots(const CollectiveRequest& req, CollectiveContext& ctx,
+                                   ShmPieces& first, AfterNotes next) {
   first.finish();
-  bool done = false;
-  PLEXUS_TRY(zeroCopy(req, ctx, &done));
-  return done ? okStatus() : slots(req, ctx, false);
+  if (next == AfterNotes::kZeroCopy) {
+    bool done = false;
+    PLEXUS_TRY(zeroCopy(req, ctx, &done));
+    if (done) return okStatus();
+  }
+  return slots(req, ctx, false);
 }
 
 Status ShmAllReduce::zeroCopy(const CollectiveRequest& req, CollectiveContext& ctx, bool* done) {
