@@ -8,9 +8,11 @@ mpirun), Gloo's ring_chunked and halving_doubling (under plexusrun), the raw tra
 (ucx_perftest ucp_put_bw and tag_bw between two processes on this host), memcpy (numpy), and,
 from 1 MiB, plexus-zero-copy's memory ceiling (every rank's process copying its own buffer at
 once: no all-reduce moves less memory) and, with no more ranks than cores, its zero-copy
-all-reduce (ranks that read each other's buffers directly, the least-copy scheme), then prints a ratio table
-with PASS/FAIL against issue #3's targets (naming the sizes where a target asks for more than
-the memory ceiling or the zero-copy all-reduce reach), writes
+all-reduce (ranks that read each other's buffers directly, the least-copy scheme), its staged
+all-reduce (private buffers, everything crossing a shared area: what any library must do with
+heap buffers here), then prints a ratio table with PASS/FAIL against issue #3's targets (naming
+the sizes where a target asks for more than the memory ceiling, the zero-copy or the staged
+all-reduce reach), writes
 build/compare/compare.json and PNG plots of busbw and latency against message size.
 
 Noise: the machine is shared, so every tool runs once per round, rounds are interleaved
@@ -202,6 +204,7 @@ class Runner:
                 self.record("memcpy_ranks", r["bytes"], r["copy_us"], r["ceiling"])
                 if mode == "all":
                     self.record("zero_copy", r["bytes"], r["time_us"], r["busbw"])
+                    self.record("staged", r["bytes"], r["staged_us"], r["staged"])
 
     def run_all(self):
         tools = [("plexus", self.run_plexus), ("plexus -R 1", self.run_plexus_registered),

@@ -11,13 +11,14 @@ import time
 KIB, MIB = 1 << 10, 1 << 20
 
 TOOLS = ["plexus", "mpi", "gloo_ring_chunked", "gloo_halving_doubling", "ucx_put_bw",
-         "ucx_tag_bw", "memcpy", "memcpy_ranks", "zero_copy", "plexus_reg"]
+         "ucx_tag_bw", "memcpy", "memcpy_ranks", "zero_copy", "staged", "plexus_reg"]
 COLLECTIVES = TOOLS[:4]
 LABELS = {"plexus": "Plexus", "mpi": "Open MPI", "gloo_ring_chunked": "Gloo ring_chunked",
           "gloo_halving_doubling": "Gloo halving_doubling", "ucx_put_bw": "UCX put (1 pair)",
           "ucx_tag_bw": "UCX tag (1 pair)", "memcpy": "memcpy",
           "memcpy_ranks": "memory ceiling (every rank copies at once)",
           "zero_copy": "zero-copy all-reduce (ranks read each other's buffers)",
+          "staged": "staged all-reduce (private buffers, through a shared area)",
           "plexus_reg": "Plexus, memAlloc buffers (-R 1)"}
 
 
@@ -55,11 +56,12 @@ def fmt(v, spec="%7.2f", width=7):
 def print_table(results, sizes):
     print("\n# busbw in GB/s (UCX and memcpy: one-way bytes/s; ceiling: the busbw of an all-reduce"
           " as fast as every rank copying its buffer at once; zcopy: plexus-zero-copy, ranks"
-          " reading each other's buffers; plx_R1: plexus-perf -R 1, memAlloc buffers); ratios"
+          " reading each other's buffers; staged: plexus-zero-copy through a shared area, as"
+          " private buffers must; plx_R1: plexus-perf -R 1, memAlloc buffers); ratios"
           " are Plexus (heap buffers; R1/put: -R 1) over the peer")
-    print("# %6s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s | %6s %6s %6s %6s | %9s %9s %6s" %
+    print("# %6s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s | %6s %6s %6s %6s | %9s %9s %6s" %
           ("size", "plexus", "mpi", "gloo_rc", "gloo_hd", "ucx_put", "ucx_tag", "memcpy",
-           "ceiling", "zcopy", "plx_R1", "xMPI", "xGloo", "/put", "R1/put", "plexus_us",
+           "ceiling", "zcopy", "staged", "plx_R1", "xMPI", "xGloo", "/put", "R1/put", "plexus_us",
            "mpi_us", "t/MPI"))
     for size in sizes:
         bw = [busbw(results, t, size) for t in TOOLS]
@@ -78,8 +80,9 @@ def print_table(results, sizes):
 def check_all(name, sizes, value, want, cmp, need=None, limits=()):
     """One target over `sizes`: (name, passed, detail). A size without data fails it. With
     `need` (the busbw the target asks of Plexus at a size) and `limits` ((label, key, busbw at a
-    size) of what bounds an all-reduce here: the memory ceiling, the zero-copy all-reduce), the
-    failing sizes where the target asks for more than a limit reaches are named under it."""
+    size) of what an all-reduce reaches here: the memory ceiling, the zero-copy all-reduce, the
+    staged one), the failing sizes where the target asks for more than one of them reaches are
+    named under it."""
     bad, worst = [], None
     beyond = {key: [] for _, key, _ in limits}
     for size in sizes:
@@ -99,7 +102,8 @@ def check_all(name, sizes, value, want, cmp, need=None, limits=()):
         if beyond[key]:
             detail += "; above %s at %s" % (label, ", ".join(beyond[key]))
     return {"target": name, "pass": not bad and bool(sizes), "detail": detail,
-            "above_ceiling": beyond.get("ceiling", []), "above_zero_copy": beyond.get("zcopy", [])}
+            "above_ceiling": beyond.get("ceiling", []), "above_zero_copy": beyond.get("zcopy", []),
+            "above_staged": beyond.get("staged", [])}
 
 
 def evaluate(results, ranks, sizes):
@@ -107,7 +111,8 @@ def evaluate(results, ranks, sizes):
     ge, le = (lambda v, w: v >= w), (lambda v, w: v <= w)
     plex = lambda s: busbw(results, "plexus", s)
     limits = (("the memory ceiling", "ceiling", lambda s: busbw(results, "memcpy_ranks", s)),
-              ("the zero-copy all-reduce", "zcopy", lambda s: busbw(results, "zero_copy", s)))
+              ("the zero-copy all-reduce", "zcopy", lambda s: busbw(results, "zero_copy", s)),
+              ("the staged all-reduce", "staged", lambda s: busbw(results, "staged", s)))
     mpi = lambda s: busbw(results, "mpi", s)
 
     def at_least(name, sizes, peer, factor):
@@ -176,7 +181,7 @@ def plot(results, sizes, ranks, out):
             pts = [(s, b[key]) for s, b in pts if b]
             if pts:
                 style = "--" if tool in ("ucx_put_bw", "ucx_tag_bw", "memcpy",
-                                         "memcpy_ranks", "zero_copy") else "-"
+                                         "memcpy_ranks", "zero_copy", "staged") else "-"
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o",
                         markersize=3, label=LABELS[tool])
         ax.set_xscale("log", base=2)

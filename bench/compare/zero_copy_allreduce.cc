@@ -2,7 +2,7 @@
 // store the others' buffers directly, measured on this host, beside the memory ceiling.
 //
 //   plexus-zero-copy [-n RANKS] [-b MIN] [-e MAX] [-f FACTOR] [-i ITERS] [-r REPS]
-//                    [-m all|allreduce|copy] [--json FILE]
+//                    [-m all|allreduce|staged|copy] [--json FILE]
 //
 // RANKS processes (fork; default 2) share one mapping that holds every rank's input and output,
 // as if each could see the others' memory (xpmem, or buffers allocated shared). Rank r owns
@@ -23,12 +23,22 @@
 // beside Plexus (column zcopy) and names the sizes above it. It is a reference, not a proof of
 // a bound: another schedule could beat it.
 //
+// staged: the same all-reduce when no rank may touch another's buffers, as with private (heap)
+// memory and no xpmem: everything a rank gives or takes crosses a shared staging area, which is
+// all Plexus's shm all-reduce can do with heap buffers. In rounds of a piece of every block:
+// (a) copy the piece of block j of the input into the rank's staging area, for every j ≠ r;
+// (b) a barrier; (c) sum the piece of block r, the own input and the others' staged copies in
+// rank order, into the output and into a shared result area; (d) after the next round's (a), a
+// barrier; (e) copy the others' result pieces into the output. One barrier per round, and per
+// rank for 2 ranks S/2 + S + S/2 read and as much written: twice push's traffic. Pieces of 64
+// KiB, 256 KiB and the whole block (one round); the best counts (column staged).
+//
 // The memory ceiling: every rank copying its own input into its own output at once, the least
 // memory traffic any all-reduce has (each input read, each output written once), shown as the
 // busbw of an all-reduce that fast. Each copy is timed three ways and the best counts: one
 // memcpy, memcpy in 256 KiB calls (glibc's memcpy takes non-temporal stores for long calls,
 // which lose to plain ones while the buffers still fit the cache) and streaming stores. `-m`
-// runs only the all-reduce or only the copy.
+// runs only the zero-copy all-reduce, only the staged one or only the copy (`all`: the three).
 //
 // Each size runs ITERS calls (default: 256 MiB of calls, 10 to 500) REPS times (default 5) per
 // variant; the best repetition counts. Every output element is checked after each variant (the
@@ -68,6 +78,8 @@ constexpr size_t kStepFloats = 4096;  // 16 KiB of f32 per pass of the reduction
 constexpr int kSpins = 2000;          // then yield: more ranks than cores must not collapse
 constexpr int kMaxRanks = 64;
 constexpr size_t kCopyChunkBytes = 256 * 1024;  // below glibc's non-temporal threshold
+// The staged all-reduce's pieces of a block, in floats; 0 is the whole block in one round.
+constexpr std::array<size_t, 3> kStagedPieceFloats = {16384, 65536, 0};
 
 struct Args {
   int ranks = 2;
@@ -76,23 +88,30 @@ struct Args {
   int iters = 0;  // 0: from the size
   int reps = 5;
   bool allReduce = true;  // -m all|allreduce
+  bool staged = true;     // -m all|staged
   bool copy = true;       // -m all|copy
   std::string json;
 };
 
 // Rank 0's best seconds per call at one size: the all-reduce pulling and pushing, each with
 // plain and with streaming stores (index 2·pushes + streaming), and every rank copying its own
-// buffer at once (the best of three ways); 0 when not run.
+// buffer at once (the best of three ways), and the staged all-reduce (the best piece); 0 when
+// not run.
 struct Timing {
   std::array<double, 4> allReduce{};
   double copy = 0;
+  double staged = 0;
   double bestAllReduce() const { return *std::min_element(allReduce.begin(), allReduce.end()); }
 };
+
+// Buffers in the shared mapping: every rank's input and output, staged input, and the results.
+size_t buffersFor(int ranks) { return 3 * static_cast<size_t>(ranks) + 1; }
 
 [[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr,
                "plexus-zero-copy: %s\nusage: plexus-zero-copy [-n RANKS] [-b MIN] "
-               "[-e MAX] [-f FACTOR] [-i ITERS] [-r REPS] [-m all|allreduce|copy] [--json FILE]\n",
+               "[-e MAX] [-f FACTOR] [-i ITERS] [-r REPS] [-m all|allreduce|staged|copy] "
+               "[--json FILE]\n",
                why.c_str());
   std::exit(2);
 }
@@ -129,9 +148,12 @@ Args parseArgs(int argc, char** argv) {
       a.reps = static_cast<int>(parseCount("-r", v, 1, 1000));
     } else if (f == "-m") {
       const std::string m = v;
-      if (m != "all" && m != "allreduce" && m != "copy") usage("-m wants all, allreduce or copy");
-      a.allReduce = m != "copy";
-      a.copy = m != "allreduce";
+      if (m != "all" && m != "allreduce" && m != "staged" && m != "copy") {
+        usage("-m wants all, allreduce, staged or copy");
+      }
+      a.allReduce = m == "all" || m == "allreduce";
+      a.staged = m == "all" || m == "staged";
+      a.copy = m == "all" || m == "copy";
     } else if (f == "--json") {
       a.json = v;
     } else {
@@ -140,8 +162,8 @@ Args parseArgs(int argc, char** argv) {
   }
   if (a.minBytes < sizeof(float)) usage("-b is below one f32 (4 bytes)");
   if (a.minBytes > a.maxBytes) usage("-b is larger than -e");
-  if (a.maxBytes > (size_t{1} << 34) / static_cast<size_t>(a.ranks)) {
-    usage("-e times -n is over 16 GiB");
+  if (a.maxBytes > (size_t{1} << 34) / buffersFor(a.ranks)) {
+    usage("-e times (3 -n + 1) is over 16 GiB");
   }
   return a;
 }
@@ -165,8 +187,11 @@ class ZeroCopy {
         children_(std::move(children)),
         parent_(parent) {}
 
-  float* in(int rank) const { return buffer(rank, 0); }
-  float* out(int rank) const { return buffer(rank, 1); }
+  float* in(int rank) const { return buffer(2 * rank); }
+  float* out(int rank) const { return buffer(2 * rank + 1); }
+  // The staged all-reduce's shared area: each rank's staged input, and the results.
+  float* stage(int rank) const { return buffer(2 * a_.ranks + rank); }
+  float* result() const { return buffer(3 * a_.ranks); }
 
   // Every rank waits here until all have arrived `passes_` times.
   void barrier() {
@@ -229,6 +254,62 @@ class ZeroCopy {
     }
     if (streaming) streamingFence();
     barrier();
+  }
+
+  // One all-reduce of `count` floats on rank `me` through the staging area, in rounds of
+  // `pieceFloats` of every block (0: the whole block): the opening comment's steps (a)-(e).
+  void staged(int me, size_t count, size_t pieceFloats) {
+    size_t longest = 0;
+    for (int j = 0; j < a_.ranks; ++j) {
+      longest = std::max(longest, blockStart(j + 1, count) - blockStart(j, count));
+    }
+    if (longest == 0) return;
+    const size_t piece = pieceFloats ? pieceFloats : longest;
+    const size_t rounds = (longest + piece - 1) / piece;  // the same on every rank
+    // [from, to) of block j in round k.
+    auto slice = [&](int j, size_t k, size_t* from, size_t* to) {
+      const size_t start = blockStart(j, count), end = blockStart(j + 1, count);
+      *from = std::min(end, start + k * piece);
+      *to = std::min(end, *from + piece);
+    };
+    auto give = [&](size_t k) {  // (a)
+      for (int j = 0; j < a_.ranks; ++j) {
+        size_t from = 0, to = 0;
+        slice(j, k, &from, &to);
+        if (j != me) store(stage(me) + from, in(me) + from, to - from, false);
+      }
+    };
+    auto take = [&](size_t k) {  // (e)
+      for (int j = 0; j < a_.ranks; ++j) {
+        size_t from = 0, to = 0;
+        slice(j, k, &from, &to);
+        if (j != me) store(out(me) + from, result() + from, to - from, false);
+      }
+    };
+    give(0);
+    barrier();
+    for (size_t k = 0; k < rounds; ++k) {
+      size_t from = 0, to = 0;
+      slice(me, k, &from, &to);
+      for (size_t at = from; at < to; at += kStepFloats) {  // (c), 16 KiB at a time
+        const size_t len = std::min(kStepFloats, to - at);
+        auto operand = [&](int r) { return (r == me ? in(me) : stage(r)) + at; };
+        if (a_.ranks == 2) {
+          reduceCpuTwice(DataType::kFloat32, ReduceOp::kSum, out(me) + at, result() + at,
+                         operand(0), operand(1), len);
+          continue;
+        }
+        reduceCpu(DataType::kFloat32, ReduceOp::kSum, out(me) + at, operand(0), operand(1), len);
+        for (int r = 2; r < a_.ranks; ++r) {
+          reduceCpu(DataType::kFloat32, ReduceOp::kSum, out(me) + at, out(me) + at, operand(r),
+                    len);
+        }
+        std::memcpy(result() + at, out(me) + at, len * sizeof(float));
+      }
+      if (k + 1 < rounds) give(k + 1);
+      barrier();  // (d): round k's results and round k+1's pieces are in place
+      take(k);
+    }
   }
 
   // sum[0, len) = in_0[at, at+len) + … + in_{n−1}[at, at+len), in rank order.
@@ -335,6 +416,15 @@ class ZeroCopy {
           wrong += check(me, count);
         }
       }
+      if (a_.staged) {
+        double best = 1e300;
+        for (size_t piece : kStagedPieceFloats) {
+          clear();
+          best = std::min(best, timeBest(iters, [&] { staged(me, count, piece); }));
+          wrong += check(me, count);
+        }
+        t.staged = best;
+      }
       if (a_.copy) {
         double best = 1e300;
         for (int variant = 0; variant < 3; ++variant) {
@@ -366,9 +456,9 @@ class ZeroCopy {
     }
   }
 
-  float* buffer(int rank, int which) const {
-    return reinterpret_cast<float*>(base_ + kPage +
-                                    (2 * static_cast<size_t>(rank) + which) * stride_);
+  // The i-th buffer of the mapping (buffersFor(ranks) of them).
+  float* buffer(int i) const {
+    return reinterpret_cast<float*>(base_ + kPage + static_cast<size_t>(i) * stride_);
   }
 
   const Args& a_;
@@ -389,7 +479,7 @@ int run(int argc, char** argv) {
     if (b > args.maxBytes / args.factor) break;
   }
   const size_t stride = (args.maxBytes + kPage - 1) / kPage * kPage;
-  const size_t bytes = kPage + 2 * static_cast<size_t>(args.ranks) * stride;
+  const size_t bytes = kPage + buffersFor(args.ranks) * stride;
   void* map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (map == MAP_FAILED) {
     std::fprintf(stderr, "plexus-zero-copy: mmap of %zu bytes: %s\n", bytes, std::strerror(errno));
@@ -428,11 +518,11 @@ int run(int argc, char** argv) {
   std::printf(
       "# zero-copy all-reduce, f32 sum, %d ranks, best of %d repetitions: us per call "
       "pulling and pushing (each the better of plain and streaming stores), busbw "
-      "(GB/s) of the best; the memory ceiling: us per copy of every rank's own buffer "
-      "at once, as busbw\n",
+      "(GB/s) of the best; staged through a shared area (the best piece), and its busbw; the "
+      "memory ceiling: us per copy of every rank's own buffer at once, as busbw\n",
       args.ranks, args.reps);
-  std::printf("# %12s %10s %10s %10s %10s %10s\n", "size", "pull_us", "push_us", "busbw", "copy_us",
-              "ceiling");
+  std::printf("# %12s %10s %10s %10s %10s %10s %10s %10s\n", "size", "pull_us", "push_us", "busbw",
+              "staged_us", "staged", "copy_us", "ceiling");
   FILE* json = args.json.empty() ? nullptr : std::fopen(args.json.c_str(), "w");
   if (!args.json.empty() && json == nullptr) {
     std::fprintf(stderr, "plexus-zero-copy: cannot write %s: %s\n", args.json.c_str(),
@@ -444,16 +534,17 @@ int run(int argc, char** argv) {
     const Timing& t = timings[i];
     const auto& v = t.allReduce;
     const double ar = args.allReduce ? t.bestAllReduce() : 0;
-    std::printf("  %12zu %10.2f %10.2f %10.2f %10.2f %10.2f\n", sizes[i],
+    std::printf("  %12zu %10.2f %10.2f %10.2f %10.2f %10.2f %10.2f %10.2f\n", sizes[i],
                 std::min(v[0], v[1]) * 1e6, std::min(v[2], v[3]) * 1e6, busbw(sizes[i], ar),
-                t.copy * 1e6, busbw(sizes[i], t.copy));
+                t.staged * 1e6, busbw(sizes[i], t.staged), t.copy * 1e6, busbw(sizes[i], t.copy));
     if (json) {
       std::fprintf(json,
                    "%s{\"bytes\": %zu, \"time_us\": %.3f, \"busbw\": %.4f, \"pull_us\": "
-                   "[%.3f, %.3f], \"push_us\": [%.3f, %.3f], \"copy_us\": %.3f, "
-                   "\"ceiling\": %.4f}",
+                   "[%.3f, %.3f], \"push_us\": [%.3f, %.3f], \"staged_us\": %.3f, "
+                   "\"staged\": %.4f, \"copy_us\": %.3f, \"ceiling\": %.4f}",
                    i ? ", " : "", sizes[i], ar * 1e6, busbw(sizes[i], ar), v[0] * 1e6, v[1] * 1e6,
-                   v[2] * 1e6, v[3] * 1e6, t.copy * 1e6, busbw(sizes[i], t.copy));
+                   v[2] * 1e6, v[3] * 1e6, t.staged * 1e6, busbw(sizes[i], t.staged), t.copy * 1e6,
+                   busbw(sizes[i], t.copy));
     }
   }
   if (json) {
