@@ -13,7 +13,14 @@
 //    all posted together (CHUNK 0: one message). Rate per direction X·iters / time. A 2-rank
 //    ring all-reduce of S bytes is two exchanges of S/2 (reduce-scatter, all-gather) plus a
 //    reduction, so its busbw cannot pass this rate at X = S/2.
-// Received bytes are checked against the sender's pattern; a mismatch exits non-zero.
+//  - allreduce: that all-reduce itself, unpipelined, with Plexus's reduction kernel: exchange X
+//    bytes (each side's contribution to the other's half), sum the received half and the own
+//    contribution as f32 into a third buffer, exchange the sums. busbw of an all-reduce of S = 2X
+//    bytes: S·iters / time. On one host the copies and the reduction run on the same two cores,
+//    so this is what the pattern reaches without a pipeline.
+// Every buffer holds small whole f32 values; what is received is checked against the sender's
+// values (after allreduce: the sums; whole f32 values only, so a size that is not a multiple of
+// 4 leaves its last bytes unchecked); a mismatch exits non-zero.
 // Output: one line per size, GB/s (10^9 B/s).
 #include <rdma/fi_domain.h>
 #include <rdma/fi_endpoint.h>
@@ -31,6 +38,7 @@
 #include <vector>
 
 #include "src/config.h"
+#include "src/reduce_cpu.h"
 #include "transports/ofi/ofi_resources.h"
 
 namespace plexus::ofi {
@@ -69,12 +77,14 @@ class Side {
     peer.resize(len);
     if (::read(sock_, peer.data(), len) != static_cast<ssize_t>(len)) die("short address read");
     if (fi_av_insert(ep_.av.get(), peer.data(), 1, &peer_, 0, nullptr) != 1) die("fi_av_insert");
-    send_.assign(maxBytes, 0);
-    recv_.assign(maxBytes, 0);
+    send_.assign(maxBytes / sizeof(float), 0);
+    recv_.assign(maxBytes / sizeof(float), 0);
+    sum_.assign(maxBytes / sizeof(float), 0);
     const uint64_t mode = static_cast<uint64_t>(info.domain_attr->mr_mode);
     if ((mode & FI_MR_LOCAL) != 0) {
       sendDesc_ = registerBuffer(send_, 1, mode);
       recvDesc_ = registerBuffer(recv_, 2, mode);
+      sumDesc_ = registerBuffer(sum_, 3, mode);
     }
   }
 
@@ -87,6 +97,20 @@ class Side {
   // Sends `bytes` from the send buffer (when `sending`) and receives `bytes` into the receive
   // buffer (when `receiving`), as messages of `chunk` bytes (0: one), all posted at once.
   void transfer(size_t bytes, size_t chunk, bool sending, bool receiving) {
+    transfer(send_.data(), sendDesc_, bytes, chunk, sending, receiving);
+  }
+
+  // One all-reduce of 2·`bytes` (the opening comment's third pattern).
+  void allReduce(size_t bytes, size_t chunk) {
+    transfer(bytes, chunk, true, true);
+    reduceCpu(DataType::kFloat32, ReduceOp::kSum, sum_.data(), send_.data(), recv_.data(),
+              bytes / sizeof(float));
+    transfer(sum_.data(), sumDesc_, bytes, chunk, true, true);
+  }
+
+  // transfer() with the bytes sent from `from` (registered as `fromDesc`).
+  void transfer(const float* from, void* fromDesc, size_t bytes, size_t chunk, bool sending,
+                bool receiving) {
     const size_t step = chunk == 0 || chunk > bytes ? bytes : chunk;
     const size_t pieces = bytes == 0 ? 1 : (bytes + step - 1) / step;
     contexts_.resize(2 * pieces);
@@ -94,27 +118,29 @@ class Side {
     for (size_t i = 0; i < pieces && receiving; ++i, ++expected) {
       const size_t at = i * step, n = std::min(step, bytes - at);
       post(done, [&] {
-        return fi_trecv(ep_.ep.get(), recv_.data() + at, n, recvDesc_, peer_, kTag, 0,
+        return fi_trecv(ep_.ep.get(), bytesOf(recv_.data()) + at, n, recvDesc_, peer_, kTag, 0,
                         &contexts_[i]);
       });
     }
     for (size_t i = 0; i < pieces && sending; ++i, ++expected) {
       const size_t at = i * step, n = std::min(step, bytes - at);
       post(done, [&] {
-        return fi_tsend(ep_.ep.get(), send_.data() + at, n, sendDesc_, peer_, kTag,
+        return fi_tsend(ep_.ep.get(), bytesOf(from) + at, n, fromDesc, peer_, kTag,
                         &contexts_[pieces + i]);
       });
     }
     while (done < expected) done += reap();
   }
 
-  void fill(uint8_t seed) {
-    for (size_t i = 0; i < send_.size(); ++i) send_[i] = static_cast<uint8_t>(seed + i * 7);
+  static float value(int seed, size_t i) { return static_cast<float>(seed + i % 13); }
+  void fill(int seed) {
+    for (size_t i = 0; i < send_.size(); ++i) send_[i] = value(seed, i);
   }
-  // The first `bytes` received are what the peer's fill(seed) wrote.
-  bool received(size_t bytes, uint8_t seed) const {
-    for (size_t i = 0; i < bytes; ++i) {
-      if (recv_[i] != static_cast<uint8_t>(seed + i * 7)) return false;
+  // The first `bytes` received are what the peer's fill(seed) wrote, or with `summed` the sums
+  // of the peer's and this side's (`own`) values.
+  bool received(size_t bytes, int seed, bool summed = false, int own = 0) const {
+    for (size_t i = 0; i < bytes / sizeof(float); ++i) {
+      if (recv_[i] != value(seed, i) + (summed ? value(own, i) : 0.0f)) return false;
     }
     return true;
   }
@@ -122,10 +148,14 @@ class Side {
  private:
   static constexpr uint64_t kTag = 1;
 
-  void* registerBuffer(std::vector<uint8_t>& buf, uint64_t key, uint64_t mode) {
+  static uint8_t* bytesOf(const float* p) {
+    return reinterpret_cast<uint8_t*>(const_cast<float*>(p));
+  }
+
+  void* registerBuffer(std::vector<float>& buf, uint64_t key, uint64_t mode) {
     fid_mr* mr = nullptr;
-    check(fi_mr_reg(ep_.domain.get(), buf.data(), buf.size(), FI_SEND | FI_RECV, 0, key, 0, &mr,
-                    nullptr),
+    check(fi_mr_reg(ep_.domain.get(), buf.data(), buf.size() * sizeof(float), FI_SEND | FI_RECV, 0,
+                    key, 0, &mr, nullptr),
           "fi_mr_reg");
     mrs_.emplace_back(mr);
     if ((mode & FI_MR_ENDPOINT) != 0) {
@@ -162,10 +192,11 @@ class Side {
   int sock_;
   Endpoint ep_;
   fi_addr_t peer_ = FI_ADDR_UNSPEC;
-  std::vector<uint8_t> send_, recv_;
+  std::vector<float> send_, recv_, sum_;
   std::vector<FidPtr<fid_mr>> mrs_;
   void* sendDesc_ = nullptr;
   void* recvDesc_ = nullptr;
+  void* sumDesc_ = nullptr;
   std::vector<fi_context2> contexts_;
 };
 
@@ -224,7 +255,7 @@ int run(const Options& o, bool first, int sock) {
   if (first) {
     std::printf("# plexus-fi-exchange: %s; chunk %zu B (0: one message); GB/s\n",
                 describeInfo(**info).c_str(), o.chunk);
-    std::printf("# %12s %12s %18s\n", "bytes", "pingpong", "exchange/dir");
+    std::printf("# %12s %12s %18s %18s\n", "bytes", "pingpong", "exchange/dir", "allreduce(2x)");
   }
   int wrong = 0;
   for (size_t x = o.minBytes; x <= o.maxBytes; x *= o.factor) {
@@ -235,9 +266,11 @@ int run(const Options& o, bool first, int sock) {
     if (!side.received(x, first ? 29 : 11)) ++wrong;
     double ex = timed(side, o.iters, [&] { side.transfer(x, o.chunk, true, true); });
     if (!side.received(x, first ? 29 : 11)) ++wrong;
+    double ar = timed(side, o.iters, [&] { side.allReduce(x, o.chunk); });
+    if (!side.received(x, first ? 29 : 11, true, first ? 11 : 29)) ++wrong;
     if (first) {
-      std::printf("  %12zu %12.2f %18.2f\n", x, 2.0 * x * o.iters / pp / 1e9,
-                  static_cast<double>(x) * o.iters / ex / 1e9);
+      std::printf("  %12zu %12.2f %18.2f %18.2f\n", x, 2.0 * x * o.iters / pp / 1e9,
+                  static_cast<double>(x) * o.iters / ex / 1e9, 2.0 * x * o.iters / ar / 1e9);
       std::fflush(stdout);
     }
   }

@@ -26,7 +26,11 @@ at once (as one message, and as 1 MiB messages all posted together; the better c
 2-rank all-reduce sends S bytes each way (reduce-scatter S/2, all-gather S/2): with both
 directions loaded it cannot pass that rate, and with one direction at a time it cannot pass half
 of fi_pingpong. So max(raw exchange, pingpong/2) / fi_pingpong is the highest ratio the link
-allows; the table prints it as "limit". Providers: tcp (tcp;ofi_rxm) is what
+allows; the table prints it as "limit". The same tool also runs the whole 2-rank all-reduce on
+raw libfabric, unpipelined (exchange SIZE/2, sum the received half into a third buffer with
+Plexus's f32 kernel, exchange the sums; column "raw AR", its busbw): on one host the copies and
+the reduction share the same two cores, so this shows what the pattern itself reaches once the
+reduction is paid, beside the link-only limit. Providers: tcp (tcp;ofi_rxm) is what
 PLEXUS_TRANSPORT=ofi picks here; shm (PLEXUS_OFI_PROVIDER=shm) is faster on one host but not the
 default (README, Known issues: it livelocks on a truncated message).
 
@@ -83,9 +87,9 @@ def run_plexus(build, provider, lo, hi, factor, collective="allreduce"):
 
 
 def run_raw_exchange(build, provider, lo, hi, factor):
-    """Per-direction GB/s of plexus-fi-exchange at lo..hi (times factor), best of one message and
-    1 MiB messages."""
-    best = {}
+    """plexus-fi-exchange at lo..hi (times factor), best of one message and 1 MiB messages:
+    ({size: per-direction GB/s of the exchange}, {2 x size: busbw of its raw all-reduce})."""
+    exchange, allreduce = {}, {}
     for chunk in ("0", "1M"):
         cmd = [os.path.join(build, "plexus-fi-exchange"), "-b", str(lo), "-e", str(hi), "-f",
                str(factor), "-n", "20", "-c", chunk]
@@ -96,10 +100,11 @@ def run_raw_exchange(build, provider, lo, hi, factor):
                                                                  out.stderr))
         for line in out.stdout.splitlines():
             cols = line.split()
-            if len(cols) == 3 and cols[0].isdigit():
+            if len(cols) == 4 and cols[0].isdigit():
                 size = int(cols[0])
-                best[size] = max(best.get(size, 0.0), float(cols[2]))
-    return best
+                exchange[size] = max(exchange.get(size, 0.0), float(cols[2]))
+                allreduce[2 * size] = max(allreduce.get(2 * size, 0.0), float(cols[3]))
+    return exchange, allreduce
 
 
 def run_pingpong(provider, size, ports):
@@ -144,7 +149,7 @@ def main():
         sizes.append(s)
         s *= args.f
     providers = args.providers.split(",")
-    tools = ("plexus", "exchange", "raw", "pingpong")
+    tools = ("plexus", "exchange", "raw", "raw_ar", "pingpong")
     best = {(p, tool): {} for p in providers for tool in tools}
     ports = itertools.count(47600)
 
@@ -167,23 +172,25 @@ def main():
                           lambda: run_plexus(args.build, p, lo // 2, hi // 2, args.f,
                                                      "sendrecv"))
             keep("exchange", p, {2 * half: bw for half, bw in halves.items()})
-            keep("raw", p, {2 * half: bw for half, bw in once(
-                "raw exchange", lambda: run_raw_exchange(args.build, p, lo // 2, hi // 2,
-                                                      args.f)).items()})
+            exchange, allreduce = once(
+                "raw exchange", lambda: run_raw_exchange(args.build, p, lo // 2, hi // 2, args.f))
+            keep("raw", p, {2 * half: bw for half, bw in exchange.items()})
+            keep("raw_ar", p, allreduce)
             for size in sizes:
                 keep("pingpong", p, {size: once("fi_pingpong %d" % size,
                                                 lambda: run_pingpong(p, size, ports))})
         print("# round %d/%d done (load %s)" % (r + 1, args.rounds,
                                                  os.getloadavg()[0]), flush=True)
     print("# 2 ranks, f32 sum; best of %d interleaved rounds; GB/s" % args.rounds)
-    print("%-9s %10s %12s %12s %7s %11s %8s %9s %8s %7s  %s" % (
+    print("%-9s %10s %12s %12s %7s %11s %8s %9s %8s %7s %7s %7s  %s" % (
         "provider", "bytes", "plexus", "fi_pingpong", "ratio", "exchange/2", "/exch",
-        "raw exch", "/raw", "limit", "verdict"))
+        "raw exch", "/raw", "raw AR", "/rawAR", "limit", "verdict"))
     worst, missed = None, 0
     for p in providers:
         for size in sizes:
             a, b = best[(p, "plexus")].get(size), best[(p, "pingpong")].get(size)
             x, raw = best[(p, "exchange")].get(size), best[(p, "raw")].get(size)
+            raw_ar = best[(p, "raw_ar")].get(size)
             if a is None or not b:
                 continue
             ratio = a / b
@@ -198,14 +205,15 @@ def main():
                 verdict = "BELOW GOAL"
                 missed += 1
             fmt = lambda v: "%.2f" % v if v else "-"
-            print("%-9s %10d %12.2f %12.2f %7.2f %11s %8s %9s %8s %7s  %s" % (
+            print("%-9s %10d %12.2f %12.2f %7.2f %11s %8s %9s %8s %7s %7s %7s  %s" % (
                 p, size, a, b, ratio, fmt(x), fmt(x and a / x), fmt(raw), fmt(raw and a / raw),
-                fmt(limit), verdict))
+                fmt(raw_ar), fmt(raw_ar and a / raw_ar), fmt(limit), verdict))
     print("# worst ratio %.2f (goal >= %.2f); %d size(s) below the goal where the link allows it; "
           "GB/s busbw or per direction. exchange/2: "
           "plexus-perf sendrecv of bytes/2, both directions at once; raw exch: the same on raw "
-          "libfabric (plexus-fi-exchange); limit: max(raw exch, fi_pingpong/2) / fi_pingpong, "
-          "the highest ratio any 2-rank all-reduce can reach on this link" %
+          "libfabric (plexus-fi-exchange); raw AR: its unpipelined all-reduce (exchange, f32 "
+          "sum, exchange) on raw libfabric, busbw; limit: max(raw exch, fi_pingpong/2) / "
+          "fi_pingpong, the highest ratio any 2-rank all-reduce can reach on this link" %
           (worst or 0.0, GOAL, missed))
     return 1 if missed else 0
 
