@@ -101,6 +101,7 @@ ShmPieces::ShmPieces(ShmChannel& channel, CollectiveContext& ctx, const Collecti
                      const char* what)
     : ctx_(ctx),
       counter_(channel.pieces_),
+      seenDone_(channel.seenDone_),
       base_(static_cast<uint8_t*>(channel.region_->base)),
       n_(ctx.size()),
       me_(ctx.rank()),
@@ -109,6 +110,7 @@ ShmPieces::ShmPieces(ShmChannel& channel, CollectiveContext& ctx, const Collecti
       call_(describeCall(request)),
       what_(what) {
   PLEXUS_CHECK(channel.region_->bytes == shmRegionBytes(n_));
+  if (seenDone_.size() != static_cast<size_t>(n_)) seenDone_.assign(n_, 0);
 }
 
 ShmPieces::Filled& ShmPieces::filled(int rank, uint32_t piece) const {
@@ -137,9 +139,17 @@ uint8_t* ShmPieces::note(int rank) const {
 
 Status ShmPieces::next() {
   k_ = ++counter_;
+  const uint32_t target = k_ - parts_;
   for (int j = 0; j < n_; ++j) {
-    if (j == me_) continue;
-    PLEXUS_TRY(ctx_.waitShared(progress(j).done, k_ - parts_, sleepersOf(base_), j));
+    // A rank is usually done with the last piece when this one starts, so one read of its flag
+    // lets the next P − 1 pieces go without touching that line, which its owner then rewrites
+    // in its own cache: every read of it is a cache line from another core. 2 ranks, us per
+    // call, six interleaved runs against the build that read it every piece, with the cores
+    // apart: 8 B 0.48-0.58 against 0.64-0.71, 64 B 0.47-0.60 against 0.63-0.84, 512 B
+    // 0.77-0.87 against 0.84-1.15.
+    if (j == me_ || static_cast<int32_t>(seenDone_[j] - target) >= 0) continue;
+    PLEXUS_TRY(ctx_.waitShared(progress(j).done, target, sleepersOf(base_), j));
+    seenDone_[j] = progress(j).done.load(std::memory_order_acquire);
   }
   return okStatus();
 }

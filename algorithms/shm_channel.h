@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "algorithms/algorithm.h"
 #include "algorithms/context.h"
@@ -59,6 +60,9 @@ class ShmChannel {
   friend class ShmPieces;
   const SharedRegion* region_;
   uint32_t pieces_ = 0;  // the same on every rank: each rank runs the same pieces
+  // Per rank, the last value of its "done" flag this rank has read: the flag only grows, so a
+  // piece whose wait that value already satisfies reads nothing (ShmPieces::next).
+  std::vector<uint32_t> seenDone_;
   PeerMappings peers_;
 };
 
@@ -129,6 +133,7 @@ class ShmPieces {
 
   CollectiveContext& ctx_;
   uint32_t& counter_;
+  std::vector<uint32_t>& seenDone_;
   uint8_t* base_;
   int n_;
   int me_;
