@@ -95,9 +95,11 @@ class OfiTransport final : public Transport {
   // 2.25/1.61 vs 2.94/1.95, 16 MiB 1.70/1.65 vs 2.46/1.91, 64 MiB 1.62/1.52 vs 2.44/1.93 (2 MiB:
   // no better). shm moves a large message with one process_vm_readv by the receiver, so there
   // is nothing for a pipeline to overlap on one host and every chunk costs a handshake: chunks
-  // of 16 MiB (a segment whole up to 32 MiB calls); best/median of 5 interleaved runs, 1 against
-  // 16 MiB chunks: 4 MiB 5.98/5.92 vs 10.82/6.92 (4 runs), 16 MiB 2.90/2.84 vs 5.48/3.87, 32 MiB
-  // 3.08/2.77 (2 MiB chunks) vs 4.56/3.84, 64 MiB 3.14/3.02 vs 3.17/3.04.
+  // of 16 MiB (a segment whole up to 32 MiB calls). 2-rank ring busbw, best/median; four
+  // interleaved runs of 1 / 4 / 16 MiB chunks: 4 MiB 5.98/5.92, 10.54/7.65, 8.45/7.85; 16 MiB
+  // 2.90/2.84, 3.92/3.91, 5.00/4.23; 64 MiB 3.14/3.02, 2.85/2.85, 3.08/2.94. Five of 2 / 4 / 8
+  // / 16 MiB: 16 MiB 4.22/2.37, 4.45/2.79, 4.86/4.34, 5.48/3.87; 32 MiB 3.08/2.77, 2.90/2.82,
+  // 3.64/3.13, 4.56/3.84; 64 MiB level (best 3.17-3.30).
   size_t pipelineChunkBytes() const override {
     return ofi::isHostLocal(*info_) ? size_t{16} << 20 : size_t{1} << 20;
   }
