@@ -2,9 +2,9 @@
 // runs on (plexus::memAlloc, src/host_memory.h): bad input to the allocator, what a peer can and
 // cannot map, and, with every rank's buffers in memAlloc memory, results bitwise those of the
 // slot path for every rank count, type and op here, out of place and in place, in the cache and
-// past it (where the slot path streams its output); a rank on heap memory sends every rank through
-// the slots. Whether the path ran is read from /proc/self/maps: it maps the peers' memory, the
-// slots do not.
+// past it (where the slot path streams its output); a rank on heap memory, or one that cannot map
+// the others' memory, sends every rank through the slots. Whether the path ran is read from
+// /proc/self/maps: it maps the peers' memory, the slots do not.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -208,6 +208,40 @@ TEST(ShmZeroCopy, OneRankOnHeapMemorySendsEveryRankThroughTheSlots) {
         const auto* got = reinterpret_cast<const int32_t*>(out.data());
         for (size_t i = 0; i < count; ++i) ASSERT_EQ(got[i], static_cast<int32_t>(i) * 6) << i;
         EXPECT_EQ(plexusMemMappings(), 2 + 2 * 2);
+      },
+      o));
+}
+
+// A rank that cannot map the others' memory (here: it gave up root, so /proc/PID/fd of the
+// root-owned ranks is closed to it) says so in the mapping round, and every rank takes the slots:
+// right results, that rank maps nothing of theirs, call after call. Needs root to give up.
+TEST(ShmZeroCopy, ARankThatCannotMapTheOthersSendsEveryRankThroughTheSlots) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: a rank must give up its privileges";
+  WorldOptions o;
+  o.env["PLEXUS_ALGO"] = "allreduce:shm";
+  ASSERT_TRUE(runWorld(
+      3,
+      [](Communicator& comm) {
+        const int me = comm.rank();
+        if (me == 1) {
+          ASSERT_EQ(::setresuid(65534, 65534, 65534), 0);  // nobody
+        }
+        const size_t count = 50000;
+        Shared in(count * sizeof(int32_t)), out(count * sizeof(int32_t));
+        auto* src = reinterpret_cast<int32_t*>(in.data());
+        for (int call = 0; call < 3; ++call) {
+          SCOPED_TRACE("call " + std::to_string(call));
+          for (size_t i = 0; i < count; ++i) src[i] = static_cast<int32_t>(i) * (me + 1 + call);
+          ASSERT_TRUE(
+              comm.allReduce(src, out.data(), count, DataType::kInt32, ReduceOp::kSum).ok());
+          const auto* got = reinterpret_cast<const int32_t*>(out.data());
+          for (size_t i = 0; i < count; ++i) {
+            ASSERT_EQ(got[i], static_cast<int32_t>(i) * (6 + 3 * call)) << i;
+          }
+          if (me == 1) {
+            EXPECT_EQ(plexusMemMappings(), 2);  // its own only
+          }
+        }
       },
       o));
 }
