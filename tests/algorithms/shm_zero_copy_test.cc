@@ -170,6 +170,23 @@ TEST_P(ShmZeroCopy, AllReducesAreBitwiseTheSlotPathsOutOfPlaceAndInPlace) {
 INSTANTIATE_TEST_SUITE_P(Ranks, ShmZeroCopy, ::testing::Values(2, 3, 4),
                          [](const auto& info) { return "n" + std::to_string(info.param); });
 
+// Fills `src` with i·(rank + 1 + shift), all-reduces it (i32 sum, 3 ranks) into `out` and
+// checks every element of the result: i·(6 + 3·shift).
+::testing::AssertionResult sumsOnThreeRanks(Communicator& comm, int32_t* src, void* out,
+                                            size_t count, int shift = 0) {
+  for (size_t i = 0; i < count; ++i) src[i] = static_cast<int32_t>(i) * (comm.rank() + 1 + shift);
+  Status s = comm.allReduce(src, out, count, DataType::kInt32, ReduceOp::kSum);
+  if (!s.ok()) return ::testing::AssertionFailure() << s.toString();
+  const auto* got = static_cast<const int32_t*>(out);
+  for (size_t i = 0; i < count; ++i) {
+    const auto want = static_cast<int32_t>(i) * (6 + 3 * shift);
+    if (got[i] != want) {
+      return ::testing::AssertionFailure() << "element " << i << ": " << got[i] << ", not " << want;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // One rank on heap memory: every rank takes the slots (the ranks on memAlloc memory left their
 // part of the first piece out, so all start again on the slots), no rank maps another's memory,
 // the results are right, in the cache and past it (streamingSplit's first piece); the next
@@ -187,11 +204,7 @@ TEST(ShmZeroCopy, OneRankOnHeapMemorySendsEveryRankThroughTheSlots) {
           Shared in(count * sizeof(int32_t)), out(count * sizeof(int32_t));
           std::vector<int32_t> heap(count);
           auto* src = me == 0 ? heap.data() : reinterpret_cast<int32_t*>(in.data());
-          for (size_t i = 0; i < count; ++i) src[i] = static_cast<int32_t>(i) * (me + 1);
-          ASSERT_TRUE(
-              comm.allReduce(src, out.data(), count, DataType::kInt32, ReduceOp::kSum).ok());
-          const auto* got = reinterpret_cast<const int32_t*>(out.data());
-          for (size_t i = 0; i < count; ++i) ASSERT_EQ(got[i], static_cast<int32_t>(i) * 6) << i;
+          ASSERT_TRUE(sumsOnThreeRanks(comm, src, out.data(), count));
           EXPECT_EQ(plexusMemMappings(), 2);  // its own only
         }
       },
@@ -199,14 +212,10 @@ TEST(ShmZeroCopy, OneRankOnHeapMemorySendsEveryRankThroughTheSlots) {
   ASSERT_TRUE(runWorld(
       3,
       [](Communicator& comm) {
-        const int me = comm.rank();
         const size_t count = 50000;
         Shared in(count * sizeof(int32_t)), out(count * sizeof(int32_t));
-        auto* src = reinterpret_cast<int32_t*>(in.data());
-        for (size_t i = 0; i < count; ++i) src[i] = static_cast<int32_t>(i) * (me + 1);
-        ASSERT_TRUE(comm.allReduce(src, out.data(), count, DataType::kInt32, ReduceOp::kSum).ok());
-        const auto* got = reinterpret_cast<const int32_t*>(out.data());
-        for (size_t i = 0; i < count; ++i) ASSERT_EQ(got[i], static_cast<int32_t>(i) * 6) << i;
+        ASSERT_TRUE(
+            sumsOnThreeRanks(comm, reinterpret_cast<int32_t*>(in.data()), out.data(), count));
         EXPECT_EQ(plexusMemMappings(), 2 + 2 * 2);
       },
       o));
@@ -231,13 +240,7 @@ TEST(ShmZeroCopy, ARankThatCannotMapTheOthersSendsEveryRankThroughTheSlots) {
         auto* src = reinterpret_cast<int32_t*>(in.data());
         for (int call = 0; call < 3; ++call) {
           SCOPED_TRACE("call " + std::to_string(call));
-          for (size_t i = 0; i < count; ++i) src[i] = static_cast<int32_t>(i) * (me + 1 + call);
-          ASSERT_TRUE(
-              comm.allReduce(src, out.data(), count, DataType::kInt32, ReduceOp::kSum).ok());
-          const auto* got = reinterpret_cast<const int32_t*>(out.data());
-          for (size_t i = 0; i < count; ++i) {
-            ASSERT_EQ(got[i], static_cast<int32_t>(i) * (6 + 3 * call)) << i;
-          }
+          ASSERT_TRUE(sumsOnThreeRanks(comm, src, out.data(), count, call));
           if (me == 1) {
             EXPECT_EQ(plexusMemMappings(), 2);  // its own only
           }
