@@ -55,8 +55,11 @@ class RingLayout {
   RingLayout(size_t count, int n, size_t chunkElems) : count_(count), n_(n) {
     size_t maxSeg = (count + n - 1) / n;
     pieces_ = std::max<size_t>(1, (maxSeg + chunkElems - 1) / chunkElems);
+    maxPiece_ = (maxSeg + pieces_ - 1) / pieces_;
   }
   size_t pieces() const { return pieces_; }
+  // The longest piece of any segment: at most the chunk, and no longer than the segment.
+  size_t maxPieceCount() const { return maxPiece_; }
   size_t segStart(int seg) const {
     size_t base = count_ / n_, extra = count_ % n_;
     return seg * base + std::min<size_t>(seg, extra);
@@ -74,6 +77,7 @@ class RingLayout {
   size_t count_;
   int n_;
   size_t pieces_;
+  size_t maxPiece_;
 };
 
 // One chain in flight: its piece index, the step it is on, and that step's two transfers.
@@ -107,9 +111,12 @@ Status RingAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) 
   const int steps = 2 * (n - 1);
   const int chains = static_cast<int>(std::min<size_t>(kMaxChains, layout.pieces()));
   const bool direct = own != out;  // out of place: pieces land in the output (see above)
-  auto* staging =
-      direct ? nullptr
-             : static_cast<uint8_t*>(ctx.scratch(static_cast<size_t>(chains) * chunkElems * elem));
+  // A staging slot holds the longest piece, not a whole chunk: with a chunk far above the
+  // message (PLEXUS_CHUNK_BYTES=1G, or a transport's large default) the slot stays small.
+  const size_t slotBytes = layout.maxPieceCount() * elem;
+  auto* staging = direct
+                      ? nullptr
+                      : static_cast<uint8_t*>(ctx.scratch(static_cast<size_t>(chains) * slotBytes));
   auto mod = [n](int x) { return ((x % n) + n) % n; };
 
   // Posts chain `ch`'s transfers for its current step. Zero-length pieces (count < n) are
@@ -125,7 +132,7 @@ Status RingAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) 
     if (recvCount == 0) {
       ch.reqs[0].done = true;
     } else {
-      uint8_t* dst = s < n - 1 && !direct ? staging + ch.slot * chunkElems * elem
+      uint8_t* dst = s < n - 1 && !direct ? staging + ch.slot * slotBytes
                                           : out + layout.pieceBegin(recvSeg, ch.piece) * elem;
       PLEXUS_TRY(ctx.peer(left).irecv(dst, recvCount * elem, tag, &ch.reqs[0]));
     }
@@ -148,7 +155,7 @@ Status RingAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) 
     PLEXUS_TRY(ctx.check(ch.reqs[1], right, "sending to"));
     if (s < n - 1 && cnt != 0) {
       const size_t at = layout.pieceBegin(recvSeg, ch.piece) * elem;
-      const uint8_t* incoming = direct ? out + at : staging + ch.slot * chunkElems * elem;
+      const uint8_t* incoming = direct ? out + at : staging + ch.slot * slotBytes;
       reduceCpu(req.type, req.op, out + at, own + at, incoming, cnt);
       // The last reduce-scatter step leaves this piece fully reduced: average it before it is
       // passed on, so that every rank ends with identical values.

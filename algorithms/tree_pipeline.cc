@@ -112,8 +112,9 @@ Status runTreePipeline(CollectiveContext& ctx, const TreeCall& call, const TreeS
   const size_t pieces = std::max<size_t>(1, (longest + call.chunkElems - 1) / call.chunkElems);
   const size_t total = pieces * static_cast<size_t>(numTrees);
   const int chains = static_cast<int>(std::min<size_t>(kMaxChains, total));
-  // Slot layout: maxChildren receive buffers, then one accumulator (reduce off-root).
-  const size_t pieceBytes = call.chunkElems * elem;
+  // Slot layout: maxChildren receive buffers, then one accumulator (reduce off-root), each as
+  // long as the longest piece (not the chunk, which may be far above the message).
+  const size_t pieceBytes = (longest + pieces - 1) / pieces * elem;
   const size_t slotBytes = (static_cast<size_t>(maxChildren) + 1) * pieceBytes;
   auto* staging = static_cast<uint8_t*>(ctx.scratch(static_cast<size_t>(chains) * slotBytes));
 
