@@ -94,14 +94,17 @@ class OfiTransport final : public Transport {
   // all-reduce busbw, best/median of 5 interleaved runs, 256 KiB against 1 MiB chunks: tcp 4 MiB
   // 2.25/1.61 vs 2.94/1.95, 16 MiB 1.70/1.65 vs 2.46/1.91, 64 MiB 1.62/1.52 vs 2.44/1.93 (2 MiB:
   // no better). shm moves a large message with one process_vm_readv by the receiver, so there
-  // is nothing for a pipeline to overlap on one host and every chunk costs a handshake: chunks
-  // of 16 MiB (a segment whole up to 32 MiB calls). 2-rank ring busbw, best/median; four
+  // is nothing for a pipeline to overlap on one host and every chunk costs a handshake: no
+  // pipeline, a segment travels whole (the largest PLEXUS_CHUNK_BYTES; the algorithms size
+  // their staging by the piece, not the chunk). 2-rank ring busbw, best/median; four
   // interleaved runs of 1 / 4 / 16 MiB chunks: 4 MiB 5.98/5.92, 10.54/7.65, 8.45/7.85; 16 MiB
   // 2.90/2.84, 3.92/3.91, 5.00/4.23; 64 MiB 3.14/3.02, 2.85/2.85, 3.08/2.94. Five of 2 / 4 / 8
   // / 16 MiB: 16 MiB 4.22/2.37, 4.45/2.79, 4.86/4.34, 5.48/3.87; 32 MiB 3.08/2.77, 2.90/2.82,
-  // 3.64/3.13, 4.56/3.84; 64 MiB level (best 3.17-3.30).
+  // 3.64/3.13, 4.56/3.84. Three of 16 MiB / 64 MiB / 1 GiB (out of place): 64 MiB 3.08-3.37 /
+  // 3.78-3.99 / 3.55-4.28, 128 MiB 2.74-2.80 / 3.16-4.35 / 4.16-4.49, 256 MiB 2.54-3.09 /
+  // 2.94-3.18 / 2.95-3.43; 3 ranks (32-128 MiB) and the tree on 4 ranks (4-64 MiB) level.
   size_t pipelineChunkBytes() const override {
-    return ofi::isHostLocal(*info_) ? size_t{16} << 20 : size_t{1} << 20;
+    return ofi::isHostLocal(*info_) ? size_t{1} << 30 : size_t{1} << 20;
   }
   std::vector<uint8_t> localAddress() const override { return address_; }
   bool canConnect(const PeerInfo& peer) const override {
