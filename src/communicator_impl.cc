@@ -408,9 +408,11 @@ void CommunicatorImpl::chooseSpin(int ranksOnThisHost) {
 
 size_t CommunicatorImpl::choosePipelineChunk() const {
   if (config_.chunkBytesExplicit) return config_.chunkBytes;
-  size_t chunk = config_.chunkBytes;
-  for (const auto& t : transports_) chunk = std::max(chunk, t->pipelineChunkBytes());
-  return chunk;
+  // A ring across nodes runs at the pace of its inter-node links, so their transport's wish
+  // decides (OFI's shm provider wants no pipeline on one host; a tcp link behind it still needs
+  // one); with no peer on another node, the intra-node transport's.
+  const Transport* t = levelTransport_[1] != nullptr ? levelTransport_[1] : levelTransport_[0];
+  return std::max(config_.chunkBytes, t != nullptr ? t->pipelineChunkBytes() : 0);
 }
 
 CommunicatorImpl::~CommunicatorImpl() {

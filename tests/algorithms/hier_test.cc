@@ -128,6 +128,30 @@ TEST(Hier, PerLevelTransports) {
       options));
 }
 
+// The pipeline chunk follows the links a ring across nodes waits on: OFI's shm provider inside
+// the nodes wants none (1 GiB chunks), the UCX tcp links between them the default 256 KiB; on
+// one node the shm provider's wish holds. (Taking the largest wish left the cross-node ring
+// unpipelined.)
+TEST(Hier, PipelineChunkFollowsTheInterNodeTransport) {
+  WorldOptions options;
+  options.env["PLEXUS_TRANSPORT_INTRA"] = "ofi";
+  options.env["PLEXUS_OFI_PROVIDER"] = "shm";
+  options.env["PLEXUS_TRANSPORT_INTER"] = "ucx:tcp";
+  options.env["PLEXUS_ALGO"] = "allreduce:ring";
+  for (const std::vector<int>& layout : {std::vector<int>{2, 2}, std::vector<int>{3}}) {
+    const size_t want = layout.size() > 1 ? size_t{256} << 10 : size_t{1} << 30;
+    ASSERT_TRUE(runLayout(
+        layout,
+        [want](Communicator& comm) {
+          EXPECT_EQ(comm.impl()->pipelineChunkBytes(), want) << comm.impl()->describeTransports();
+          for (size_t count : {size_t{7}, size_t{1} << 18}) {
+            EXPECT_EQ(checkAllReduce(comm, count, DataType::kFloat32, ReduceOp::kSum, true), -1);
+          }
+        },
+        options));
+  }
+}
+
 TEST(Hier, MismatchedLevelTransportIsAnError) {
   WorldOptions options = testing::shortTimeout();
   ASSERT_TRUE(runRanks(
