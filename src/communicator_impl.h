@@ -97,7 +97,8 @@ class CommunicatorImpl {
   /// Each link level's transport as it describes itself ("intra-node ucx 1.13.1 (UCX_TLS=...,
   /// rendezvous from 64K), inter-node ..."), as PLEXUS_DEBUG=INFO logs it.
   std::string describeTransports() const;
-  /// The ring's and tree's pipeline chunk (PLEXUS_CHUNK_BYTES, or the transports' default).
+  /// The ring's and tree's pipeline chunk: PLEXUS_CHUNK_BYTES, else the default raised to the
+  /// wish of the inter-node transport (of the intra-node one on a single node).
   size_t pipelineChunkBytes() const { return chunkBytes_; }
 
  private:
