@@ -83,6 +83,30 @@ TEST(CollectiveErrors, MismatchedCountsFailWithinTheTimeout) {
       shortTimeout()));
 }
 
+// The same for the all-reduce on each of its single-node algorithms: rank 1 passes three times
+// the others' count. Every rank returns an error (the counts named, or the rank it waited for)
+// within the timeout; none returns OK with wrong values.
+TEST(CollectiveErrors, MismatchedAllReduceCountsFailOnEveryAlgorithm) {
+  for (const char* algo : {"shm", "ring", "rhd", "tree"}) {
+    WorldOptions o = shortTimeout();
+    o.env["PLEXUS_ALGO"] = std::string("allreduce:") + algo;
+    ASSERT_TRUE(runWorld(
+        3,
+        [algo](Communicator& comm) {
+          const size_t count = comm.rank() == 1 ? 3000 : 1000;
+          std::vector<float> in(3000, 1.0f), out(3000);
+          auto t0 = std::chrono::steady_clock::now();
+          Status s =
+              comm.allReduce(in.data(), out.data(), count, DataType::kFloat32, ReduceOp::kSum);
+          EXPECT_FALSE(s.ok()) << algo << " on rank " << comm.rank();
+          EXPECT_NE(s.code(), StatusCode::kInternal) << s.toString();
+          EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15)) << algo;
+        },
+        o))
+        << algo;
+  }
+}
+
 TEST(CollectiveErrors, ASkippedSplitIsAnErrorNotAHang) {
   ASSERT_TRUE(runWorld(
       3,
