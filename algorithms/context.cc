@@ -16,7 +16,8 @@ namespace {
 // Tag layout: [space: 2 bits][sequence: 14 bits][step: 16 bits][chunk: 16 bits] = kTagBits.
 // Collectives run one at a time per communicator, so 14 bits of sequence separate a
 // collective's messages from its neighbours'; chunks wrap, which is safe because equal tags
-// match in send order. Point-to-point tags are [space][46-bit ordinal of the pair's message].
+// match in send order (tests/algorithms/allreduce_test.cc, AllReduceTags). Point-to-point tags are
+// [space][46-bit ordinal of the pair's message].
 constexpr int kSpaceBits = 2;
 constexpr int kSeqBits = 14;
 constexpr int kStepBits = 16;

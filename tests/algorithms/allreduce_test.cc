@@ -100,6 +100,28 @@ TEST(AllReduceScratch, StagingSlotsHoldThePieceNotTheChunk) {
   }
 }
 
+// A tag keeps 16 bits of a piece's number (algorithms/context.cc), so with 1 KiB chunks the
+// pieces of a 2-rank ring or tree past 128 MiB share tags with pieces 65536 before them. That is
+// safe because equal tags match in the order posted and both ends post pieces in the same order;
+// this holds the algorithms to it (pieces 0 and 65536 of a block, a tree's share, meet).
+TEST(AllReduceTags, PiecesWhoseNumbersWrapTheTagStayApart) {
+  // 2 x (64 MiB + 4 KiB) of f32: each ring block and each tree's share is 65540 pieces of 1 KiB.
+  constexpr size_t kCount = 2 * ((size_t{64} << 20) + 4096) / sizeof(float);
+  for (const char* algo : {"ring", "tree"}) {
+    testing::WorldOptions o;
+    o.env["PLEXUS_ALGO"] = std::string("allreduce:") + algo;
+    o.env["PLEXUS_CHUNK_BYTES"] = "1k";
+    ASSERT_TRUE(testing::runWorld(
+        2,
+        [algo](Communicator& comm) {
+          int64_t bad = checkAllReduce(comm, kCount, DataType::kFloat32, ReduceOp::kSum, false);
+          ASSERT_EQ(bad, -1) << algo << ": first wrong element " << bad;
+        },
+        o))
+        << algo;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(WorldSizes, AllReduceWorld, ::testing::Values(1, 2, 3, 4, 7, 8),
                          [](const auto& info) { return "n" + std::to_string(info.param); });
 
