@@ -25,17 +25,11 @@
 // with streaming stores and a rank keeps two pieces open, so that every pass both reads and
 // writes memory (streamingSplit).
 //
-// Zero copy (zeroCopy): from kZeroCopyFromBytes, when every rank's input and output lie in
-// memAlloc memory (include/plexus/memory.h), the ranks map each other's buffers and each sums
-// its block straight from every input into every output, with no slot in between: per rank S
-// read and S written, against about 2 S each through the slots. Where the buffers lie travels
-// as a note with the first piece of the slot path, so a call on other memory pays nothing for
-// asking (a rank on memAlloc memory leaves its part of that piece out); when every rank's are
-// shared, that piece is dropped and two more flag rounds follow (whether every rank mapped
-// every other's buffers, and every output is whole); when only some are, the call starts
-// again on the slots.
-#include <unistd.h>
-
+// Zero copy (shm_zero_copy.h): when every rank's input and output lie in memAlloc memory
+// (include/plexus/memory.h), the ranks map each other's buffers and each sums its block straight
+// from every input into every output (push), with no slot in between: per rank S read and S
+// written, against about 2 S each through the slots. Where the buffers lie travels as a note
+// with the first piece of the slot path (and of streamingSplit).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -47,6 +41,7 @@
 #include "algorithms/context.h"
 #include "algorithms/primitives.h"
 #include "algorithms/shm_channel.h"
+#include "algorithms/shm_zero_copy.h"
 #include "src/reduce_cpu.h"
 #include "src/topology.h"
 
@@ -119,47 +114,8 @@ void interleaveCopies(const CopySpan* fill, size_t nFill, const CopySpan* drain,
   }
 }
 
-// From this many bytes the all-reduce asks whether every rank's buffers lie in memAlloc memory
-// (zeroCopy); below it its two extra flag rounds cost what the slots save. 2 ranks, us, zero
-// copy against the slots on the same memory: 4 KiB 0.92-0.99 against 0.83-1.07, 16 KiB
-// 1.27-1.34 against 2.95-3.91, 64 KiB 1.9-2.5 against 14.6.
-constexpr size_t kZeroCopyFromBytes = 16 * 1024;
-// Bytes each rank sums at a time in zeroCopy before storing them into every output (in L1).
+// Bytes each rank sums at a time in push before storing them into every output (in L1).
 constexpr size_t kPushBytes = 16 * 1024;
-
-// What a rank notes with the first piece of a call that asks (ShmPieces::note): its pid and
-// where its input and output lie (SharedBufferRef, fd −1 when not in memAlloc memory), packed
-// into the note's kInlineBytes.
-struct BufferPlace {
-  int32_t pid = 0;
-  SharedBufferRef send, recv;
-};
-constexpr size_t kRefBytes = sizeof(int32_t) + 2 * sizeof(uint64_t);
-static_assert(sizeof(int32_t) + 2 * kRefBytes <= ShmPieces::kInlineBytes);
-
-void packPlace(const BufferPlace& p, uint8_t* out) {
-  std::memcpy(out, &p.pid, sizeof(int32_t));
-  out += sizeof(int32_t);
-  for (const SharedBufferRef* r : {&p.send, &p.recv}) {
-    std::memcpy(out, &r->fd, sizeof(int32_t));
-    std::memcpy(out + sizeof(int32_t), &r->inode, sizeof(uint64_t));
-    std::memcpy(out + sizeof(int32_t) + sizeof(uint64_t), &r->offset, sizeof(uint64_t));
-    out += kRefBytes;
-  }
-}
-
-BufferPlace unpackPlace(const uint8_t* in) {
-  BufferPlace p;
-  std::memcpy(&p.pid, in, sizeof(int32_t));
-  in += sizeof(int32_t);
-  for (SharedBufferRef* r : {&p.send, &p.recv}) {
-    std::memcpy(&r->fd, in, sizeof(int32_t));
-    std::memcpy(&r->inode, in + sizeof(int32_t), sizeof(uint64_t));
-    std::memcpy(&r->offset, in + sizeof(int32_t) + sizeof(uint64_t), sizeof(uint64_t));
-    in += kRefBytes;
-  }
-  return p;
-}
 
 class ShmAllReduce final : public Algorithm {
  public:
@@ -197,34 +153,20 @@ class ShmAllReduce final : public Algorithm {
  private:
   Status streamingSplit(const CollectiveRequest& req, CollectiveContext& ctx, ShmPieces& pieces,
                         bool ask);
-  // The slot path; with `ask`, the first piece carries this rank's BufferPlace, and a rank whose
-  // buffers are shared leaves its part of that piece out (copying it would only pull lines the
-  // others wrote in the last call). What the notes say then (afterNotes): go on; or, when every
-  // rank's buffers are shared, drop the piece and go on in zeroCopy (and back here, not asking,
-  // if some rank cannot map another's); or, when only some are, start again not asking.
+  // The slot path; with `ask`, the first piece carries this rank's buffer places
+  // (ShmBufferPlaces), and after its round the call goes on, or leaves the slots (leaveTheSlots).
   Status slots(const CollectiveRequest& req, CollectiveContext& ctx, bool ask);
-  // Writes this rank's BufferPlace into the piece's note; true when both its buffers lie in
-  // memAlloc memory (it then leaves its part of the piece out).
-  static bool notePlace(const CollectiveRequest& req, ShmPieces& pieces);
-  enum class AfterNotes { kGoOn, kZeroCopy, kStartAgain };
-  // After the first piece's round, from every rank's note (every rank reads the same, so all
-  // agree); keeps every rank's place in places_.
-  AfterNotes afterNotes(ShmPieces& pieces, int n);
-  // Drops the first piece and does what `next` (not kGoOn) says.
+  // Drops the first piece and does what `verdict` (not kGoOn) says: zero copy, or the slots
+  // again, not asking.
   Status leaveTheSlots(const CollectiveRequest& req, CollectiveContext& ctx, ShmPieces& first,
-                       AfterNotes next);
-  // The zero-copy path; *done is false (and nothing moved) when some rank could not map
-  // another's buffers, which every rank then sees.
-  Status zeroCopy(const CollectiveRequest& req, CollectiveContext& ctx, bool* done);
+                       ShmBufferPlaces::Verdict verdict);
   // Sums this rank's block of every input (ins) and stores it into every output (outs).
   void push(const CollectiveRequest& req, int n, int me, const uint8_t* const* ins,
             uint8_t* const* outs);
 
   std::shared_ptr<ShmChannel> channel_;
-  std::vector<CopySpan> drain_;      // streamingSplit's, kept to spare an allocation per call
-  std::vector<BufferPlace> places_;  // zeroCopy's: where every rank's buffers lie
-  std::vector<const uint8_t*> ins_;  // every rank's input, mapped here
-  std::vector<uint8_t*> outs_;       // and output
+  std::vector<CopySpan> drain_;  // streamingSplit's, kept to spare an allocation per call
+  ShmBufferPlaces places_;
   std::vector<uint8_t> sum_ = std::vector<uint8_t>(kPushBytes);
 };
 
@@ -234,7 +176,7 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
                    req.bytes());
     return okStatus();
   }
-  return slots(req, ctx, req.bytes() >= kZeroCopyFromBytes);
+  return slots(req, ctx, req.bytes() >= kShmZeroCopyFromBytes);
 }
 
 Status ShmAllReduce::slots(const CollectiveRequest& req, CollectiveContext& ctx, bool ask) {
@@ -256,13 +198,17 @@ Status ShmAllReduce::slots(const CollectiveRequest& req, CollectiveContext& ctx,
     const uint8_t* src = in + at * elem;
     uint8_t* dst = out + at * elem;
     PLEXUS_TRY(pieces.next());
-    const bool first = ask && at == 0, leftOut = first && notePlace(req, pieces);
+    const bool first = ask && at == 0,
+               leftOut = first && ShmBufferPlaces::note(pieces, req.send, req.bytes(), req.recv,
+                                                        req.bytes());
     if (!split) {
       if (!leftOut) std::memcpy(pieces.slot(me), src, cnt * elem);
       PLEXUS_TRY(pieces.share());
       if (first) {
-        const AfterNotes next = afterNotes(pieces, n);
-        if (next != AfterNotes::kGoOn) return leaveTheSlots(req, ctx, pieces, next);
+        const ShmBufferPlaces::Verdict verdict = places_.read(pieces, n);
+        if (verdict != ShmBufferPlaces::Verdict::kGoOn) {
+          return leaveTheSlots(req, ctx, pieces, verdict);
+        }
       }
       pieces.reduceSlots(req.type, req.op, dst, 0, cnt);
       if (req.op == ReduceOp::kAvg) divideInPlace(req.type, dst, cnt, n);
@@ -280,8 +226,10 @@ Status ShmAllReduce::slots(const CollectiveRequest& req, CollectiveContext& ctx,
       }
       PLEXUS_TRY(pieces.share());
       if (first) {
-        const AfterNotes next = afterNotes(pieces, n);
-        if (next != AfterNotes::kGoOn) return leaveTheSlots(req, ctx, pieces, next);
+        const ShmBufferPlaces::Verdict verdict = places_.read(pieces, n);
+        if (verdict != ShmBufferPlaces::Verdict::kGoOn) {
+          return leaveTheSlots(req, ctx, pieces, verdict);
+        }
       }
       if (onePass) {
         pieces.reduceSlots(req.type, req.op, mine + own, own, blocks.size(me), src + own,
@@ -333,7 +281,9 @@ Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveCont
   for (size_t at = 0;; at += perPiece) {
     const bool last = at >= req.count;  // only the previous piece's results are left
     if (!last) PLEXUS_TRY(pieces.next());
-    const bool first = ask && at == 0, leftOut = first && notePlace(req, pieces);
+    const bool first = ask && at == 0,
+               leftOut = first && ShmBufferPlaces::note(pieces, req.send, req.bytes(), req.recv,
+                                                        req.bytes());
     const uint32_t prev = pieces.current() - (last ? 0 : 1);
     const size_t cnt = last ? 0 : std::min(perPiece, req.count - at);
     const BlockSplit blocks(cnt, n), before(prevCnt, n);
@@ -361,8 +311,10 @@ Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveCont
     if (at != 0) pieces.finish(prev);
     PLEXUS_TRY(pieces.waitFilled());
     if (first) {
-      const AfterNotes next = afterNotes(pieces, n);
-      if (next != AfterNotes::kGoOn) return leaveTheSlots(req, ctx, pieces, next);
+      const ShmBufferPlaces::Verdict verdict = places_.read(pieces, n);
+      if (verdict != ShmBufferPlaces::Verdict::kGoOn) {
+        return leaveTheSlots(req, ctx, pieces, verdict);
+      }
     }
     for (size_t c = 0; c < blocks.size(me); c += step) {
       const size_t len = std::min(step, blocks.size(me) - c), off = own + c * elem;
@@ -376,69 +328,20 @@ Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveCont
   }
 }
 
-bool ShmAllReduce::notePlace(const CollectiveRequest& req, ShmPieces& pieces) {
-  BufferPlace mine;
-  mine.pid = static_cast<int32_t>(::getpid());
-  mine.send = findSharedBuffer(req.send, req.bytes());
-  mine.recv = findSharedBuffer(req.recv, req.bytes());
-  packPlace(mine, pieces.note());
-  return mine.send.fd >= 0 && mine.recv.fd >= 0;
-}
-
-ShmAllReduce::AfterNotes ShmAllReduce::afterNotes(ShmPieces& pieces, int n) {
-  places_.resize(static_cast<size_t>(n));
-  int shared = 0;
-  for (int j = 0; j < n; ++j) {
-    places_[j] = unpackPlace(pieces.noteOf(j));
-    shared += places_[j].send.fd >= 0 && places_[j].recv.fd >= 0;
-  }
-  if (shared == n) return AfterNotes::kZeroCopy;
-  return shared == 0 ? AfterNotes::kGoOn : AfterNotes::kStartAgain;  // some left their part out
-}
-
 Status ShmAllReduce::leaveTheSlots(const CollectiveRequest& req, CollectiveContext& ctx,
-                                   ShmPieces& first, AfterNotes next) {
+                                   ShmPieces& first, ShmBufferPlaces::Verdict verdict) {
   first.finish();
-  if (next == AfterNotes::kZeroCopy) {
+  if (verdict == ShmBufferPlaces::Verdict::kZeroCopy) {
     bool done = false;
-    PLEXUS_TRY(zeroCopy(req, ctx, &done));
+    PLEXUS_TRY(places_.run(
+        *channel_, ctx, req, req.bytes(), req.bytes(),
+        [&](const uint8_t* const* ins, uint8_t* const* outs) {
+          push(req, ctx.size(), ctx.rank(), ins, outs);
+        },
+        &done));
     if (done) return okStatus();
   }
   return slots(req, ctx, false);
-}
-
-Status ShmAllReduce::zeroCopy(const CollectiveRequest& req, CollectiveContext& ctx, bool* done) {
-  const int n = ctx.size(), me = ctx.rank();
-  *done = false;
-  ShmPieces rounds(*channel_, ctx, req, "shm all-reduce");
-  rounds.inlineSlots();
-  ins_.assign(static_cast<size_t>(n), nullptr);
-  outs_.assign(static_cast<size_t>(n), nullptr);
-  // A round: whether this rank mapped every other's buffers.
-  PeerMappings& peers = channel_->peers();
-  peers.makeRoom(2 * static_cast<size_t>(n - 1));
-  bool mapped = true;
-  for (int j = 0; j < n; ++j) {
-    const auto pid = static_cast<pid_t>(places_[j].pid);
-    ins_[j] = j == me ? static_cast<const uint8_t*>(req.send)
-                      : peers.map(pid, places_[j].send, req.bytes());
-    outs_[j] =
-        j == me ? static_cast<uint8_t*>(req.recv) : peers.map(pid, places_[j].recv, req.bytes());
-    mapped = mapped && ins_[j] != nullptr && outs_[j] != nullptr;
-  }
-  PLEXUS_TRY(rounds.next());
-  rounds.slot(me)[0] = mapped ? 1 : 0;
-  PLEXUS_TRY(rounds.share());
-  for (int j = 0; j < n; ++j) mapped = mapped && rounds.slot(j)[0] == 1;
-  rounds.finish();
-  if (!mapped) return okStatus();
-  push(req, n, me, ins_.data(), outs_.data());
-  // A last round: every output is whole, and no rank touches another's buffers any more.
-  PLEXUS_TRY(rounds.next());
-  PLEXUS_TRY(rounds.share());
-  rounds.finish();
-  *done = true;
-  return okStatus();
 }
 
 // Plain stores at every size: streaming ones (as the slot path takes past the cache) lost here
