@@ -166,7 +166,7 @@ class ShmAllReduce final : public Algorithm {
 
   std::shared_ptr<ShmChannel> channel_;
   std::vector<CopySpan> drain_;  // streamingSplit's, kept to spare an allocation per call
-  ShmBufferPlaces places_;
+  ShmBufferPlaces places_{ShmBufferPlaces::Shared::kInputsAndOutputs};  // push stores into all
   std::vector<uint8_t> sum_ = std::vector<uint8_t>(kPushBytes);
 };
 
@@ -199,8 +199,8 @@ Status ShmAllReduce::slots(const CollectiveRequest& req, CollectiveContext& ctx,
     uint8_t* dst = out + at * elem;
     PLEXUS_TRY(pieces.next());
     const bool first = ask && at == 0,
-               leftOut = first && ShmBufferPlaces::note(pieces, req.send, req.bytes(), req.recv,
-                                                        req.bytes());
+               leftOut =
+                   first && places_.note(pieces, req.send, req.bytes(), req.recv, req.bytes());
     if (!split) {
       if (!leftOut) std::memcpy(pieces.slot(me), src, cnt * elem);
       PLEXUS_TRY(pieces.share());
@@ -282,8 +282,8 @@ Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveCont
     const bool last = at >= req.count;  // only the previous piece's results are left
     if (!last) PLEXUS_TRY(pieces.next());
     const bool first = ask && at == 0,
-               leftOut = first && ShmBufferPlaces::note(pieces, req.send, req.bytes(), req.recv,
-                                                        req.bytes());
+               leftOut =
+                   first && places_.note(pieces, req.send, req.bytes(), req.recv, req.bytes());
     const uint32_t prev = pieces.current() - (last ? 0 : 1);
     const size_t cnt = last ? 0 : std::min(perPiece, req.count - at);
     const BlockSplit blocks(cnt, n), before(prevCnt, n);

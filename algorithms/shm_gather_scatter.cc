@@ -15,6 +15,14 @@
 // block j of its output for every other rank j (its own block straight from its input).
 // Bytes per rank: S written, (n−1)·S read. Latency: one flag round per piece.
 //
+// Zero copy (shm_zero_copy.h): when every rank's input lies in memAlloc memory, the ranks map
+// each other's inputs and each pulls what it needs straight into its own output (its output may
+// lie anywhere): the reduce-scatter reduces block r of every input, in rank order, kPullBytes at
+// a time, and the all-gather copies every other rank's input into its block of the output. Per
+// rank, the reduce-scatter reads n·S and writes S (the n·S written into the slots saved), the
+// all-gather reads and writes (n−1)·S (the S written into the slot saved), each with two flag
+// rounds in all instead of one per piece.
+//
 // Reductions run in rank order whichever rank runs them, so results are the same on every run.
 #include <algorithm>
 #include <cmath>
@@ -23,10 +31,17 @@
 #include "algorithms/builtin.h"
 #include "algorithms/primitives.h"
 #include "algorithms/shm_channel.h"
+#include "algorithms/shm_zero_copy.h"
 #include "src/reduce_cpu.h"
 
 namespace plexus {
 namespace {
+
+// Bytes of a block the zero-copy reduce-scatter reduces at a time (in L1) before storing them.
+constexpr size_t kPullBytes = 16 * 1024;
+
+// Whether a call with these buffers asks for zero copy: its longer buffer is long enough.
+bool asksForZeroCopy(size_t longerBytes) { return longerBytes >= kShmZeroCopyFromBytes; }
 
 double flagRoundsUs(double bytes, size_t bytesPerPiece, const CostModel& m) {
   // A flag round costs a quarter of a message's latency, as in the shm all-reduce.
@@ -61,23 +76,42 @@ class ShmReduceScatter final : public Algorithm {
   }
 
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
+    const int n = ctx.size();
+    if (n == 1) {
+      copyUnlessSame(static_cast<uint8_t*>(req.recv), static_cast<const uint8_t*>(req.send),
+                     req.bytes());
+      return okStatus();
+    }
+    return slots(req, ctx, asksForZeroCopy(static_cast<size_t>(n) * req.bytes()));
+  }
+
+ private:
+  // The slot path; with `ask`, the first piece carries this rank's buffer places
+  // (shm_zero_copy.h), and after its round the call goes on, or leaves the slots.
+  Status slots(const CollectiveRequest& req, CollectiveContext& ctx, bool ask) {
     const int n = ctx.size(), me = ctx.rank();
     const size_t elem = dataTypeSize(req.type), count = req.count;
     const auto* in = static_cast<const uint8_t*>(req.send);
     auto* out = static_cast<uint8_t*>(req.recv);
-    if (n == 1) {
-      copyUnlessSame(out, in, req.bytes());
-      return okStatus();
-    }
     ShmPieces pieces(*channel_, ctx, req, "shm reduce-scatter");
     const size_t q = perBlock(req, n);
     for (size_t at = 0; at < count; at += q) {
       const size_t cnt = std::min(q, count - at), len = cnt * elem;
       PLEXUS_TRY(pieces.next());
-      for (int j = 0; j < n; ++j) {  // block j's piece at j·len of the slot
-        std::memcpy(pieces.slot(me) + j * len, in + (j * count + at) * elem, len);
+      const bool first = ask && at == 0;
+      if (!(first && places_.note(pieces, in, n * count * elem, out, count * elem))) {
+        for (int j = 0; j < n; ++j) {  // block j's piece at j·len of the slot
+          std::memcpy(pieces.slot(me) + j * len, in + (j * count + at) * elem, len);
+        }
       }
       PLEXUS_TRY(pieces.share());
+      if (first) {
+        const ShmBufferPlaces::Verdict verdict = places_.read(pieces, n);
+        if (verdict != ShmBufferPlaces::Verdict::kGoOn) {
+          pieces.finish();
+          return leaveTheSlots(req, ctx, verdict);
+        }
+      }
       uint8_t* dst = out + at * elem;
       pieces.reduceSlots(req.type, req.op, dst, me * len, cnt);
       if (req.op == ReduceOp::kAvg) divideInPlace(req.type, dst, cnt, n);
@@ -86,13 +120,46 @@ class ShmReduceScatter final : public Algorithm {
     return okStatus();
   }
 
- private:
+  // After the first piece (finished): zero copy, or the slots again, not asking.
+  Status leaveTheSlots(const CollectiveRequest& req, CollectiveContext& ctx,
+                       ShmBufferPlaces::Verdict verdict) {
+    if (verdict == ShmBufferPlaces::Verdict::kZeroCopy) {
+      const size_t n = static_cast<size_t>(ctx.size()), bytes = req.bytes();
+      bool done = false;
+      PLEXUS_TRY(places_.run(
+          *channel_, ctx, req, n * bytes, bytes,
+          [&](const uint8_t* const* ins, uint8_t* const* outs) {
+            pull(req, ctx.size(), ctx.rank(), ins, outs[ctx.rank()]);
+          },
+          &done));
+      if (done) return okStatus();
+    }
+    return slots(req, ctx, false);
+  }
+
+  // out = block `me` of ins[0] op … op ins[n−1], kPullBytes at a time through sum_ (in place,
+  // out is block `me` of this rank's own input).
+  void pull(const CollectiveRequest& req, int n, int me, const uint8_t* const* ins, uint8_t* out) {
+    const size_t elem = dataTypeSize(req.type), step = kPullBytes / elem;
+    const size_t base = static_cast<size_t>(me) * req.count * elem;
+    uint8_t* sum = sum_.data();
+    for (size_t c = 0; c < req.count; c += step) {
+      const size_t len = std::min(step, req.count - c), off = base + c * elem;
+      reduceCpu(req.type, req.op, sum, ins[0] + off, ins[1] + off, len);
+      for (int j = 2; j < n; ++j) reduceCpu(req.type, req.op, sum, sum, ins[j] + off, len);
+      if (req.op == ReduceOp::kAvg) divideInPlace(req.type, sum, len, n);
+      std::memcpy(out + c * elem, sum, len * elem);
+    }
+  }
+
   // Elements of each block per piece: n of them fill a slot.
   static size_t perBlock(const CollectiveRequest& req, int n) {
     return shmSlotBytes(n) / (static_cast<size_t>(n) * dataTypeSize(req.type));
   }
 
   std::shared_ptr<ShmChannel> channel_;
+  ShmBufferPlaces places_{ShmBufferPlaces::Shared::kInputs};  // pull reads the others' inputs
+  std::vector<uint8_t> sum_ = std::vector<uint8_t>(kPullBytes);
 };
 
 class ShmAllGather final : public Algorithm {
@@ -118,18 +185,37 @@ class ShmAllGather final : public Algorithm {
 
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
     const int n = ctx.size(), me = ctx.rank();
+    auto* own = static_cast<uint8_t*>(req.recv) + static_cast<size_t>(me) * req.bytes();
+    copyUnlessSame(own, static_cast<const uint8_t*>(req.send), req.bytes());
+    if (n == 1) return okStatus();
+    return slots(req, ctx, asksForZeroCopy(static_cast<size_t>(n) * req.bytes()));
+  }
+
+ private:
+  // The slot path; with `ask`, the first piece carries this rank's buffer places
+  // (shm_zero_copy.h), and after its round the call goes on, or leaves the slots.
+  Status slots(const CollectiveRequest& req, CollectiveContext& ctx, bool ask) {
+    const int n = ctx.size(), me = ctx.rank();
     const size_t elem = dataTypeSize(req.type), count = req.count;
     const auto* in = static_cast<const uint8_t*>(req.send);
     auto* out = static_cast<uint8_t*>(req.recv);
-    copyUnlessSame(out + me * count * elem, in, req.bytes());
-    if (n == 1) return okStatus();
     ShmPieces pieces(*channel_, ctx, req, "shm all-gather");
     const size_t q = pieces.slotBytes() / elem;
     for (size_t at = 0; at < count; at += q) {
       const size_t len = std::min(q, count - at) * elem;
       PLEXUS_TRY(pieces.next());
-      std::memcpy(pieces.slot(me), in + at * elem, len);
+      const bool first = ask && at == 0;
+      if (!(first && places_.note(pieces, in, count * elem, out, n * count * elem))) {
+        std::memcpy(pieces.slot(me), in + at * elem, len);
+      }
       PLEXUS_TRY(pieces.share());
+      if (first) {
+        const ShmBufferPlaces::Verdict verdict = places_.read(pieces, n);
+        if (verdict != ShmBufferPlaces::Verdict::kGoOn) {
+          pieces.finish();
+          return leaveTheSlots(req, ctx, verdict);
+        }
+      }
       for (int j = 0; j < n; ++j) {
         if (j != me) std::memcpy(out + (j * count + at) * elem, pieces.slot(j), len);
       }
@@ -138,8 +224,29 @@ class ShmAllGather final : public Algorithm {
     return okStatus();
   }
 
- private:
+  // After the first piece (finished): zero copy (every other rank's input copied into its
+  // block of this rank's output), or the slots again, not asking.
+  Status leaveTheSlots(const CollectiveRequest& req, CollectiveContext& ctx,
+                       ShmBufferPlaces::Verdict verdict) {
+    if (verdict == ShmBufferPlaces::Verdict::kZeroCopy) {
+      const int n = ctx.size(), me = ctx.rank();
+      const size_t bytes = req.bytes();
+      bool done = false;
+      PLEXUS_TRY(places_.run(
+          *channel_, ctx, req, bytes, static_cast<size_t>(n) * bytes,
+          [&](const uint8_t* const* ins, uint8_t* const* outs) {
+            for (int j = 0; j < n; ++j) {
+              if (j != me) std::memcpy(outs[me] + static_cast<size_t>(j) * bytes, ins[j], bytes);
+            }
+          },
+          &done));
+      if (done) return okStatus();
+    }
+    return slots(req, ctx, false);
+  }
+
   std::shared_ptr<ShmChannel> channel_;
+  ShmBufferPlaces places_{ShmBufferPlaces::Shared::kInputs};  // every rank reads the others' inputs
 };
 
 }  // namespace

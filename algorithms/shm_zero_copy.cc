@@ -29,7 +29,7 @@ SharedBufferRef unpackRef(const uint8_t* in) {
 }  // namespace
 
 bool ShmBufferPlaces::note(ShmPieces& pieces, const void* send, size_t sendBytes, const void* recv,
-                           size_t recvBytes) {
+                           size_t recvBytes) const {
   const auto pid = static_cast<int32_t>(::getpid());
   const SharedBufferRef in = findSharedBuffer(send, sendBytes);
   const SharedBufferRef out = findSharedBuffer(recv, recvBytes);
@@ -37,7 +37,7 @@ bool ShmBufferPlaces::note(ShmPieces& pieces, const void* send, size_t sendBytes
   std::memcpy(at, &pid, sizeof(int32_t));
   packRef(in, at + sizeof(int32_t));
   packRef(out, at + sizeof(int32_t) + kRefBytes);
-  return in.fd >= 0 && out.fd >= 0;
+  return hasShared(Place{pid, in, out});
 }
 
 ShmBufferPlaces::Verdict ShmBufferPlaces::read(const ShmPieces& pieces, int n) {
@@ -49,7 +49,7 @@ ShmBufferPlaces::Verdict ShmBufferPlaces::read(const ShmPieces& pieces, int n) {
     std::memcpy(&p.pid, at, sizeof(int32_t));
     p.send = unpackRef(at + sizeof(int32_t));
     p.recv = unpackRef(at + sizeof(int32_t) + kRefBytes);
-    shared += p.send.fd >= 0 && p.recv.fd >= 0;
+    shared += hasShared(p);
   }
   if (shared == n) return Verdict::kZeroCopy;
   return shared == 0 ? Verdict::kGoOn : Verdict::kStartAgain;  // some left their part out
@@ -67,11 +67,16 @@ Status ShmBufferPlaces::mapAll(ShmChannel& channel, CollectiveContext& ctx,
   bool mine = true;
   for (int j = 0; j < n; ++j) {
     const auto pid = static_cast<pid_t>(places_[j].pid);
-    ins_[j] = j == me ? static_cast<const uint8_t*>(req.send)
-                      : peers.map(pid, places_[j].send, sendBytes);
-    outs_[j] =
-        j == me ? static_cast<uint8_t*>(req.recv) : peers.map(pid, places_[j].recv, recvBytes);
-    mine = mine && ins_[j] != nullptr && outs_[j] != nullptr;
+    if (j == me) {
+      ins_[j] = static_cast<const uint8_t*>(req.send);
+      outs_[j] = static_cast<uint8_t*>(req.recv);
+      continue;
+    }
+    ins_[j] = peers.map(pid, places_[j].send, sendBytes);
+    mine = mine && ins_[j] != nullptr;
+    if (needs_ == Shared::kInputs) continue;
+    outs_[j] = peers.map(pid, places_[j].recv, recvBytes);
+    mine = mine && outs_[j] != nullptr;
   }
   // A round: whether this rank mapped every other's buffers.
   PLEXUS_TRY(rounds.next());

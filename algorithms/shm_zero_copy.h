@@ -1,12 +1,14 @@
 // Zero copy for the shared-memory collectives (shm_allreduce.cc, shm_gather_scatter.cc): when
-// every rank's input and output lie in memAlloc memory (include/plexus/memory.h), the ranks map
-// each other's buffers and move the data straight from the inputs to the outputs, with no slot
-// in between.
+// every rank's buffers lie in memAlloc memory (include/plexus/memory.h), the ranks map each
+// other's buffers and move the data straight from the inputs to the outputs, with no slot in
+// between. Which buffers must be shared is the collective's: the all-reduce stores into every
+// rank's output (its inputs and outputs), the all-gather and reduce-scatter read the others'
+// inputs and write only their own output (their inputs).
 //
 // Where a rank's buffers lie travels as a note with the first piece of the slot path (its pid
 // and two SharedBufferRefs in the piece's spare kInlineBytes: ShmPieces::note), so a call on
-// other memory pays nothing for asking. A rank whose buffers are both shared leaves its part of
-// that piece out (copying it would only pull lines the others wrote in the last call). After the
+// other memory pays nothing for asking. A rank whose buffers are shared leaves its part of that
+// piece out (copying it would only pull lines the others wrote in the last call). After the
 // piece's round every rank reads the same notes and so reaches the same verdict (read()):
 // - no rank's buffers are shared: go on with the slots;
 // - every rank's are: drop the piece; map the others' buffers; a round in which the ranks agree
@@ -36,12 +38,16 @@ inline constexpr size_t kShmZeroCopyFromBytes = 16 * 1024;
 class ShmBufferPlaces {
  public:
   enum class Verdict { kGoOn, kZeroCopy, kStartAgain };
+  /// Which of every rank's buffers the collective's zero copy touches, so must be shared.
+  enum class Shared { kInputsAndOutputs, kInputs };
+
+  explicit ShmBufferPlaces(Shared needs) : needs_(needs) {}
 
   /// Writes this rank's pid and where `send` (`sendBytes` long) and `recv` (`recvBytes`) lie
-  /// into the current piece's note; true when both lie in memAlloc memory (the rank then leaves
-  /// its part of the piece out).
-  static bool note(ShmPieces& pieces, const void* send, size_t sendBytes, const void* recv,
-                   size_t recvBytes);
+  /// into the current piece's note; true when the buffers the collective needs shared lie in
+  /// memAlloc memory (the rank then leaves its part of the piece out).
+  bool note(ShmPieces& pieces, const void* send, size_t sendBytes, const void* recv,
+            size_t recvBytes) const;
   /// After the first piece's round (waitFilled), from every rank's note: every rank reads the
   /// same notes, so all reach the same verdict.
   Verdict read(const ShmPieces& pieces, int n);
@@ -49,7 +55,8 @@ class ShmBufferPlaces {
   /// After Verdict::kZeroCopy, with the first piece finished: maps every other rank's buffers
   /// (each rank's input `sendBytes` long, its output `recvBytes`), agrees in a round that every
   /// rank mapped all of them, runs `move(ins, outs)` (every rank's input and output, indexed by
-  /// rank, this rank's own the caller's), and ends with a last round. *done is false, and
+  /// rank, this rank's own the caller's; with Shared::kInputs the others' outputs are nullptr),
+  /// and ends with a last round. *done is false, and
   /// nothing moved on any rank, when some rank could not map another's buffers.
   template <class Move>
   Status run(ShmChannel& channel, CollectiveContext& ctx, const CollectiveRequest& req,
@@ -76,6 +83,12 @@ class ShmBufferPlaces {
   Status mapAll(ShmChannel& channel, CollectiveContext& ctx, const CollectiveRequest& req,
                 size_t sendBytes, size_t recvBytes, ShmPieces& rounds, bool* mapped);
 
+  // Whether `p` has what the collective needs shared.
+  bool hasShared(const Place& p) const {
+    return p.send.fd >= 0 && (needs_ == Shared::kInputs || p.recv.fd >= 0);
+  }
+
+  Shared needs_;
   std::vector<Place> places_;
   std::vector<const uint8_t*> ins_;
   std::vector<uint8_t*> outs_;

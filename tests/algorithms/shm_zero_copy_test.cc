@@ -1,8 +1,9 @@
-// The shm all-reduce's zero-copy path (algorithms/shm_allreduce.cc, zeroCopy) and the memory it
-// runs on (plexus::memAlloc, src/host_memory.h): bad input to the allocator, what a peer can and
-// cannot map, and, with every rank's buffers in memAlloc memory, results bitwise those of the
-// slot path for every rank count, type and op here, out of place and in place, in the cache and
-// past it (where the slot path streams its output); a rank on heap memory, or one that cannot map
+// The shm collectives' zero-copy path (algorithms/shm_zero_copy.h) and the memory it runs on
+// (plexus::memAlloc, src/host_memory.h): bad input to the allocator, what a peer can and cannot
+// map, and, with every rank's buffers in memAlloc memory, all-reduce results bitwise those of
+// the slot path for every rank count, type and op here, out of place and in place, in the cache
+// and past it (where the slot path streams its output); the same for the reduce-scatter and the
+// all-gather, which need only the inputs shared; a rank on heap memory, or one that cannot map
 // the others' memory, sends every rank through the slots. Whether the path ran is read from
 // /proc/self/maps: it maps the peers' memory, the slots do not.
 #include <gtest/gtest.h>
@@ -163,6 +164,92 @@ TEST_P(ShmZeroCopy, AllReducesAreBitwiseTheSlotPathsOutOfPlaceAndInPlace) {
             ASSERT_EQ(std::memcmp(in.data(), heapOut.data(), bytes), 0) << "in place";
           }
         }
+      },
+      o));
+}
+
+// The reduce-scatter and the all-gather read only the others' inputs: with every input in
+// memAlloc memory they go zero-copy whether the output lies there or on the heap, and give
+// bitwise what the slots give (heap buffers), out of place and in place (NCCL's layout: the
+// reduce-scatter's output is block r of its input, the all-gather's input block r of its output).
+TEST_P(ShmZeroCopy, ReduceScattersAndAllGathersAreBitwiseTheSlotPaths) {
+  WorldOptions o;
+  o.env["PLEXUS_ALGO"] = "reducescatter:shm;allgather:shm";
+  const int n = GetParam();
+  ASSERT_TRUE(runWorld(
+      n,
+      [n](Communicator& comm) {
+        const int me = comm.rank();
+        const auto ranks = static_cast<size_t>(n);
+        int maps = 0;  // what this rank has mapped so far: its own buffers, and peers' inputs
+        // From the threshold (16 KiB, the longer buffer) to past the last-level cache.
+        const size_t past = lastLevelCacheBytes() / (2 * ranks * ranks) / 4 + 777;
+        for (size_t count : {4096 / ranks + 1, size_t{100003}, past}) {
+          for (Case c :
+               {Case{DataType::kFloat32, ReduceOp::kSum}, Case{DataType::kFloat64, ReduceOp::kAvg},
+                Case{DataType::kBFloat16, ReduceOp::kSum}, Case{DataType::kInt8, ReduceOp::kMax}}) {
+            const size_t bytes = count * dataTypeSize(c.type), all = ranks * bytes;
+            SCOPED_TRACE(std::string(dataTypeName(c.type)) + " " + reduceOpName(c.op) + ", " +
+                         std::to_string(count) + " elements a block");
+            // The slots' results, from heap buffers.
+            std::vector<uint8_t> heapIn(all), wantRs(bytes), wantAg(all);
+            fillInput(c.type, heapIn.data(), ranks * count, me);
+            ASSERT_TRUE(comm.reduceScatter(heapIn.data(), wantRs.data(), count, c.type, c.op).ok());
+            ASSERT_TRUE(comm.allGather(heapIn.data(), wantAg.data(), count, c.type).ok());
+            Shared in(all), out(all);
+            std::vector<uint8_t> heapOut(all);
+            for (uint8_t* dst : {out.data(), heapOut.data()}) {
+              fillInput(c.type, in.data(), ranks * count, me);
+              std::memset(dst, 0xEE, all);
+              ASSERT_TRUE(comm.reduceScatter(in.data(), dst, count, c.type, c.op).ok());
+              ASSERT_EQ(std::memcmp(dst, wantRs.data(), bytes), 0) << "reduce-scatter";
+              ASSERT_TRUE(comm.allGather(in.data(), dst, count, c.type).ok());
+              ASSERT_EQ(std::memcmp(dst, wantAg.data(), all), 0) << "all-gather";
+            }
+            // In place: the reduce-scatter writes block `me` of its input, the all-gather
+            // reads it from there.
+            uint8_t* mine = in.data() + static_cast<size_t>(me) * bytes;
+            ASSERT_TRUE(comm.reduceScatter(in.data(), mine, count, c.type, c.op).ok());
+            ASSERT_EQ(std::memcmp(mine, wantRs.data(), bytes), 0) << "reduce-scatter in place";
+            std::memcpy(mine, heapIn.data(), bytes);  // what the out-of-place calls gathered
+            ASSERT_TRUE(comm.allGather(mine, in.data(), count, c.type).ok());
+            ASSERT_EQ(std::memcmp(in.data(), wantAg.data(), all), 0) << "all-gather in place";
+            if (maps == 0) {  // its own two buffers and each peer's input, mapped by zero copy
+              maps = plexusMemMappings();
+              EXPECT_EQ(maps, 2 + (n - 1));
+            }
+          }
+        }
+      },
+      o));
+}
+
+// One rank's input on the heap: every rank takes the slots, maps nothing of the others', and
+// gets the right results.
+TEST(ShmZeroCopy, OneRanksInputOnTheHeapSendsTheGatherAndScatterThroughTheSlots) {
+  WorldOptions o;
+  o.env["PLEXUS_ALGO"] = "reducescatter:shm;allgather:shm";
+  ASSERT_TRUE(runWorld(
+      3,
+      [](Communicator& comm) {
+        const int me = comm.rank();
+        const size_t count = 20000, bytes = count * sizeof(int32_t);
+        Shared in(3 * bytes), out(3 * bytes);
+        std::vector<int32_t> heap(3 * count);
+        auto* src = me == 1 ? heap.data() : reinterpret_cast<int32_t*>(in.data());
+        for (size_t i = 0; i < 3 * count; ++i) src[i] = static_cast<int32_t>(i) * (me + 1);
+        ASSERT_TRUE(
+            comm.reduceScatter(src, out.data(), count, DataType::kInt32, ReduceOp::kSum).ok());
+        const auto* got = reinterpret_cast<const int32_t*>(out.data());
+        for (size_t i = 0; i < count; ++i) {
+          ASSERT_EQ(got[i], static_cast<int32_t>(me * count + i) * 6) << "reduce-scatter " << i;
+        }
+        ASSERT_TRUE(comm.allGather(src, out.data(), count, DataType::kInt32).ok());
+        for (size_t i = 0; i < 3 * count; ++i) {
+          ASSERT_EQ(got[i], static_cast<int32_t>(i % count) * static_cast<int32_t>(i / count + 1))
+              << "all-gather " << i;
+        }
+        EXPECT_EQ(plexusMemMappings(), 2);  // its own only
       },
       o));
 }
