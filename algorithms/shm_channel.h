@@ -44,6 +44,12 @@ size_t shmSlotBytes(int worldSize);
 /// Cost of reading (and reducing) a byte of the slots, as a share of the cost model's γ: the
 /// slots are reused and stay in cache, where γ prices a reduction streaming through memory.
 inline constexpr double kShmCachedReduceShare = 0.7;
+/// Cost of copying a byte through the slots, as a share of γ: a copy reads one operand where a
+/// reduction reads two, so two thirds of kShmCachedReduceShare. With 0.7 (priced as a
+/// reduction) the 2-rank all-gather took the ring from 256 KiB total, where the slots were 2.4x
+/// faster (plexus-tune --check, 256 KiB ring 51.3 / shm 21.5 us, 1 MiB 138.5 / 84.0, 4 MiB 556 /
+/// 538, 64 MiB 18306 / 18845); with this share the slots are chosen at every size there.
+inline constexpr double kShmCopyShare = kShmCachedReduceShare * 2 / 3;
 
 /// The region and the count of pieces this rank has run through it, shared by the shm
 /// algorithms of one communicator.

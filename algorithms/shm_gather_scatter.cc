@@ -72,7 +72,7 @@ class ShmReduceScatter final : public Algorithm {
     const double s = static_cast<double>(request.bytes());
     return flagRoundsUs(s, std::max<size_t>(1, perBlock(request, n)) * dataTypeSize(request.type),
                         m) +
-           kShmCachedReduceShare * 2 * n * s * m.gammaUsPerB;
+           (kShmCopyShare + kShmCachedReduceShare) * n * s * m.gammaUsPerB;
   }
 
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
@@ -180,7 +180,7 @@ class ShmAllGather final : public Algorithm {
     if (n == 1) return 0;
     const double s = static_cast<double>(request.bytes());
     return flagRoundsUs(s, shmSlotBytes(n), m) +
-           kShmCachedReduceShare * (n + 1) * s * m.gammaUsPerB;
+           kShmCopyShare * (n + 1) * s * m.gammaUsPerB;
   }
 
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
