@@ -13,7 +13,8 @@ namespace plexus {
 /// this node can map. A collective whose buffers on every rank of one node lie in such
 /// allocations (any offset, as long as each buffer lies inside one) moves its data between
 /// the ranks' buffers directly, without copying through the shared staging region: the shm
-/// all-reduce from 64 KiB. Any buffer works with every collective; only the speed differs.
+/// all-reduce (inputs and outputs in such memory), reduce-scatter and all-gather (inputs), from
+/// 16 KiB. Any buffer works with every collective; only the speed differs.
 /// The memory is a memfd mapping; its pages are counted as shared memory (shmem), not as
 /// anonymous memory. InvalidArgument for 0 bytes; Unavailable when the system refuses.
 PLEXUS_API Status memAlloc(size_t bytes, void** ptr);
