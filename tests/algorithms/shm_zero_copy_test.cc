@@ -308,6 +308,39 @@ TEST(ShmZeroCopy, OneRankOnHeapMemorySendsEveryRankThroughTheSlots) {
       o));
 }
 
+// The hierarchical all-reduce's node phases are the shm reduce-scatter (from the user's input)
+// and all-gather (in place in the user's output): on memAlloc buffers both go zero-copy. Two
+// emulated nodes of two ranks (PLEXUS_NODE_ID), forced hier, a count that pipelines over
+// several segments and leaves a tail; every element checked, out of place and in place.
+TEST(ShmZeroCopy, TheHierarchicalAllReducesNodePhasesGoZeroCopy) {
+  WorldOptions o;
+  o.env["PLEXUS_ALGO"] = "allreduce:hier";
+  ASSERT_TRUE(testing::runRanks(
+      4,
+      [](int rank, const UniqueId& id) {
+        ::setenv("PLEXUS_NODE_ID", rank < 2 ? "node0" : "node1", 1);
+        auto comm = Communicator::create(id, rank, 4);
+        ASSERT_TRUE(comm.ok()) << comm.status().toString();
+        const size_t count = (size_t{3} << 20) + 5, bytes = count * sizeof(int32_t);
+        Shared in(bytes), out(bytes);
+        auto* src = reinterpret_cast<int32_t*>(in.data());
+        for (bool inPlace : {false, true}) {
+          for (size_t i = 0; i < count; ++i) src[i] = static_cast<int32_t>(i % 1000) * (rank + 1);
+          void* dst = inPlace ? in.data() : out.data();
+          ASSERT_TRUE((*comm)->allReduce(src, dst, count, DataType::kInt32, ReduceOp::kSum).ok());
+          const auto* got = static_cast<const int32_t*>(dst);
+          for (size_t i = 0; i < count; ++i) {
+            ASSERT_EQ(got[i], static_cast<int32_t>(i % 1000) * 10)
+                << "element " << i << (inPlace ? " in place" : " out of place");
+          }
+        }
+        // Its own two buffers and the node peer's two (its input for the reduce-scatter, its
+        // output for the all-gather).
+        EXPECT_EQ(plexusMemMappings(), 4);
+      },
+      o));
+}
+
 // A rank that cannot map the others' memory (here: it gave up root, so /proc/PID/fd of the
 // root-owned ranks is closed to it) says so in the mapping round, and every rank takes the slots:
 // right results, that rank maps nothing of theirs, call after call. Needs root to give up.
