@@ -4,11 +4,13 @@
 //
 // Reduce-scatter (each rank holds n blocks of `count` elements and ends with the reduction of
 // everyone's block r). A piece takes the same q elements of every block, q = slot/(n·elem): rank
-// r copies its q elements of each of the n blocks into its slot, shares it, then reduces block r
-// of every slot, in rank order, into its output.
-// Bytes per rank: n·q written and n·q read per piece, so n·S each for S = count·elem (the ring
-// sends and receives (n−1)·S through the transport and reduces as much). Latency: one flag
-// round per piece against n−1 messages.
+// r copies its q elements of each of the n blocks but its own into its slot (the place of block
+// r, which no other rank reads, stays empty), shares it, then reduces block r of every slot, its
+// own operand straight from its input, in rank order, into its output (in place, where the
+// output is that operand, the sum builds up in the empty place and reaches the output last).
+// Bytes per rank: (n−1)·q written and n·q read per piece, so about n·S each for S = count·elem
+// (the ring sends and receives (n−1)·S through the transport and reduces as much). Latency: one
+// flag round per piece against n−1 messages.
 //
 // All-gather (each rank holds `count` elements; every rank ends with all n blocks). A piece is
 // q = slot/elem elements: rank r copies its q into its slot, shares it, then copies slot j into
@@ -100,8 +102,8 @@ class ShmReduceScatter final : public Algorithm {
       PLEXUS_TRY(pieces.next());
       const bool first = ask && at == 0;
       if (!(first && places_.note(pieces, in, n * count * elem, out, count * elem))) {
-        for (int j = 0; j < n; ++j) {  // block j's piece at j·len of the slot
-          std::memcpy(pieces.slot(me) + j * len, in + (j * count + at) * elem, len);
+        for (int j = 0; j < n; ++j) {  // block j's piece at j·len of the slot, but its own
+          if (j != me) std::memcpy(pieces.slot(me) + j * len, in + (j * count + at) * elem, len);
         }
       }
       PLEXUS_TRY(pieces.share());
@@ -113,7 +115,12 @@ class ShmReduceScatter final : public Algorithm {
         }
       }
       uint8_t* dst = out + at * elem;
-      pieces.reduceSlots(req.type, req.op, dst, me * len, cnt);
+      const uint8_t* own = in + (me * count + at) * elem;
+      if (own != dst) {
+        pieces.reduceSlots(req.type, req.op, dst, me * len, cnt, own);
+      } else {  // in place: the sum builds up in the slot's own place and reaches dst last
+        pieces.reduceSlots(req.type, req.op, pieces.slot(me) + me * len, me * len, cnt, own, dst);
+      }
       if (req.op == ReduceOp::kAvg) divideInPlace(req.type, dst, cnt, n);
       pieces.finish();
     }
@@ -179,8 +186,7 @@ class ShmAllGather final : public Algorithm {
   double estimateUs(const CollectiveRequest& request, int n, const CostModel& m) const override {
     if (n == 1) return 0;
     const double s = static_cast<double>(request.bytes());
-    return flagRoundsUs(s, shmSlotBytes(n), m) +
-           kShmCopyShare * (n + 1) * s * m.gammaUsPerB;
+    return flagRoundsUs(s, shmSlotBytes(n), m) + kShmCopyShare * (n + 1) * s * m.gammaUsPerB;
   }
 
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
