@@ -68,13 +68,13 @@ class ShmReduceScatter final : public Algorithm {
     }
     return okStatus();
   }
-  // n·S copied into the slots and n·S read and reduced from them.
+  // (n−1)·S copied into the slots and n·S read and reduced.
   double estimateUs(const CollectiveRequest& request, int n, const CostModel& m) const override {
     if (n == 1) return 0;
     const double s = static_cast<double>(request.bytes());
     return flagRoundsUs(s, std::max<size_t>(1, perBlock(request, n)) * dataTypeSize(request.type),
                         m) +
-           (kShmCopyShare + kShmCachedReduceShare) * n * s * m.gammaUsPerB;
+           (kShmCopyShare * (n - 1) + kShmCachedReduceShare * n) * s * m.gammaUsPerB;
   }
 
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
