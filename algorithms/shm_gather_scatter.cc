@@ -14,7 +14,8 @@
 //
 // All-gather (each rank holds `count` elements; every rank ends with all n blocks). A piece is
 // q = slot/elem elements: rank r copies its q into its slot, shares it, then copies slot j into
-// block j of its output for every other rank j (its own block straight from its input).
+// block j of its output for every other rank j (its own block from its input, piece by piece
+// after the piece's copy into the slot, while it is in the cache).
 // Bytes per rank: S written, (n−1)·S read. Latency: one flag round per piece.
 //
 // Zero copy (shm_zero_copy.h): when every rank's input lies in memAlloc memory, the ranks map
@@ -190,10 +191,12 @@ class ShmAllGather final : public Algorithm {
   }
 
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
-    const int n = ctx.size(), me = ctx.rank();
-    auto* own = static_cast<uint8_t*>(req.recv) + static_cast<size_t>(me) * req.bytes();
-    copyUnlessSame(own, static_cast<const uint8_t*>(req.send), req.bytes());
-    if (n == 1) return okStatus();
+    const int n = ctx.size();
+    if (n == 1) {
+      copyUnlessSame(static_cast<uint8_t*>(req.recv), static_cast<const uint8_t*>(req.send),
+                     req.bytes());
+      return okStatus();
+    }
     return slots(req, ctx, asksForZeroCopy(static_cast<size_t>(n) * req.bytes()));
   }
 
@@ -213,6 +216,8 @@ class ShmAllGather final : public Algorithm {
       const bool first = ask && at == 0;
       if (!(first && places_.note(pieces, in, count * elem, out, n * count * elem))) {
         std::memcpy(pieces.slot(me), in + at * elem, len);
+        // This rank's own block, from the piece just read (in the cache).
+        copyUnlessSame(out + (me * count + at) * elem, in + at * elem, len);
       }
       PLEXUS_TRY(pieces.share());
       if (first) {
@@ -242,7 +247,7 @@ class ShmAllGather final : public Algorithm {
           *channel_, ctx, req, bytes, static_cast<size_t>(n) * bytes,
           [&](const uint8_t* const* ins, uint8_t* const* outs) {
             for (int j = 0; j < n; ++j) {
-              if (j != me) std::memcpy(outs[me] + static_cast<size_t>(j) * bytes, ins[j], bytes);
+              copyUnlessSame(outs[me] + static_cast<size_t>(j) * bytes, ins[j], bytes);
             }
           },
           &done));
