@@ -43,18 +43,74 @@ namespace {
 // Bytes of a block the zero-copy reduce-scatter reduces at a time (in L1) before storing them.
 constexpr size_t kPullBytes = 16 * 1024;
 
-// Whether a call with these buffers asks for zero copy: its longer buffer is long enough.
-bool asksForZeroCopy(size_t longerBytes) { return longerBytes >= kShmZeroCopyFromBytes; }
-
 double flagRoundsUs(double bytes, size_t bytesPerPiece, const CostModel& m) {
   // A flag round costs a quarter of a message's latency, as in the shm all-reduce.
   return std::max(1.0, std::ceil(bytes / static_cast<double>(bytesPerPiece))) * m.alphaUs / 4;
 }
 
-class ShmReduceScatter final : public Algorithm {
+// What the reduce-scatter and the all-gather share: a call on one rank copies; otherwise the
+// slot path of each (slots()), whose first piece asks for zero copy when the buffers are long
+// enough, and the zero copy itself, where each rank pulls from the others' inputs (pull()).
+class ShmGatherOrScatter : public Algorithm {
  public:
-  explicit ShmReduceScatter(std::shared_ptr<ShmChannel> channel) : channel_(std::move(channel)) {}
+  explicit ShmGatherOrScatter(std::shared_ptr<ShmChannel> channel) : channel_(std::move(channel)) {}
   const char* name() const override { return "shm"; }
+
+  Status run(const CollectiveRequest& req, CollectiveContext& ctx) final {
+    if (ctx.size() == 1) {
+      copyUnlessSame(static_cast<uint8_t*>(req.recv), static_cast<const uint8_t*>(req.send),
+                     req.bytes());
+      return okStatus();
+    }
+    // The longer buffer (the reduce-scatter's input, the all-gather's output) holds n blocks.
+    return slots(req, ctx, static_cast<size_t>(ctx.size()) * req.bytes() >= kShmZeroCopyFromBytes);
+  }
+
+ protected:
+  // The slot path; with `ask`, the first piece carries this rank's buffer places
+  // (shm_zero_copy.h), and after its round the call goes on, or leaves the slots.
+  virtual Status slots(const CollectiveRequest& req, CollectiveContext& ctx, bool ask) = 0;
+  // Zero copy: this rank's output `out` from every rank's input (ins, by rank).
+  virtual void pull(const CollectiveRequest& req, int n, int me, const uint8_t* const* ins,
+                    uint8_t* out) = 0;
+  // Bytes of a rank's input and of its output.
+  virtual size_t sendBytes(const CollectiveRequest& req, int n) const = 0;
+  virtual size_t recvBytes(const CollectiveRequest& req, int n) const = 0;
+
+  // After the round of a call's first piece that asked: false to go on with the slots; true when
+  // the call leaves them (the piece finished), with the call's status in *status: after zero
+  // copy, or after the slots again, not asking.
+  bool leavesTheSlots(const CollectiveRequest& req, CollectiveContext& ctx, ShmPieces& first,
+                      Status* status) {
+    const int n = ctx.size(), me = ctx.rank();
+    const ShmBufferPlaces::Verdict verdict = places_.read(first, n);
+    if (verdict == ShmBufferPlaces::Verdict::kGoOn) return false;
+    first.finish();
+    if (verdict == ShmBufferPlaces::Verdict::kZeroCopy) {
+      bool done = false;
+      *status = places_.run(
+          *channel_, ctx, req, sendBytes(req, n), recvBytes(req, n),
+          [&](const uint8_t* const* ins, uint8_t* const* outs) { pull(req, n, me, ins, outs[me]); },
+          &done);
+      if (!status->ok() || done) return true;
+    }
+    *status = slots(req, ctx, false);
+    return true;
+  }
+
+  // The first piece's part of slots(): with `ask`, notes where this rank's buffers lie and
+  // returns true when they are shared (its part of the piece is then left out).
+  bool noteFirst(ShmPieces& pieces, const CollectiveRequest& req, int n) const {
+    return places_.note(pieces, req.send, sendBytes(req, n), req.recv, recvBytes(req, n));
+  }
+
+  std::shared_ptr<ShmChannel> channel_;
+  ShmBufferPlaces places_{ShmBufferPlaces::Shared::kInputs};  // pull reads the others' inputs
+};
+
+class ShmReduceScatter final : public ShmGatherOrScatter {
+ public:
+  using ShmGatherOrScatter::ShmGatherOrScatter;
   const char* description() const override {
     return "shared memory among one node's ranks: every rank reduces its block from all slots, "
            "one flag round per piece";
@@ -78,20 +134,13 @@ class ShmReduceScatter final : public Algorithm {
            (kShmCopyShare * (n - 1) + kShmCachedReduceShare * n) * s * m.gammaUsPerB;
   }
 
-  Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
-    const int n = ctx.size();
-    if (n == 1) {
-      copyUnlessSame(static_cast<uint8_t*>(req.recv), static_cast<const uint8_t*>(req.send),
-                     req.bytes());
-      return okStatus();
-    }
-    return slots(req, ctx, asksForZeroCopy(static_cast<size_t>(n) * req.bytes()));
-  }
-
  private:
-  // The slot path; with `ask`, the first piece carries this rank's buffer places
-  // (shm_zero_copy.h), and after its round the call goes on, or leaves the slots.
-  Status slots(const CollectiveRequest& req, CollectiveContext& ctx, bool ask) {
+  size_t sendBytes(const CollectiveRequest& req, int n) const override {
+    return static_cast<size_t>(n) * req.bytes();
+  }
+  size_t recvBytes(const CollectiveRequest& req, int) const override { return req.bytes(); }
+
+  Status slots(const CollectiveRequest& req, CollectiveContext& ctx, bool ask) override {
     const int n = ctx.size(), me = ctx.rank();
     const size_t elem = dataTypeSize(req.type), count = req.count;
     const auto* in = static_cast<const uint8_t*>(req.send);
@@ -102,19 +151,14 @@ class ShmReduceScatter final : public Algorithm {
       const size_t cnt = std::min(q, count - at), len = cnt * elem;
       PLEXUS_TRY(pieces.next());
       const bool first = ask && at == 0;
-      if (!(first && places_.note(pieces, in, n * count * elem, out, count * elem))) {
+      if (!(first && noteFirst(pieces, req, n))) {
         for (int j = 0; j < n; ++j) {  // block j's piece at j·len of the slot, but its own
           if (j != me) std::memcpy(pieces.slot(me) + j * len, in + (j * count + at) * elem, len);
         }
       }
       PLEXUS_TRY(pieces.share());
-      if (first) {
-        const ShmBufferPlaces::Verdict verdict = places_.read(pieces, n);
-        if (verdict != ShmBufferPlaces::Verdict::kGoOn) {
-          pieces.finish();
-          return leaveTheSlots(req, ctx, verdict);
-        }
-      }
+      Status left;
+      if (first && leavesTheSlots(req, ctx, pieces, &left)) return left;
       uint8_t* dst = out + at * elem;
       const uint8_t* own = in + (me * count + at) * elem;
       if (own != dst) {
@@ -128,26 +172,10 @@ class ShmReduceScatter final : public Algorithm {
     return okStatus();
   }
 
-  // After the first piece (finished): zero copy, or the slots again, not asking.
-  Status leaveTheSlots(const CollectiveRequest& req, CollectiveContext& ctx,
-                       ShmBufferPlaces::Verdict verdict) {
-    if (verdict == ShmBufferPlaces::Verdict::kZeroCopy) {
-      const size_t n = static_cast<size_t>(ctx.size()), bytes = req.bytes();
-      bool done = false;
-      PLEXUS_TRY(places_.run(
-          *channel_, ctx, req, n * bytes, bytes,
-          [&](const uint8_t* const* ins, uint8_t* const* outs) {
-            pull(req, ctx.size(), ctx.rank(), ins, outs[ctx.rank()]);
-          },
-          &done));
-      if (done) return okStatus();
-    }
-    return slots(req, ctx, false);
-  }
-
   // out = block `me` of ins[0] op … op ins[n−1], kPullBytes at a time through sum_ (in place,
   // out is block `me` of this rank's own input).
-  void pull(const CollectiveRequest& req, int n, int me, const uint8_t* const* ins, uint8_t* out) {
+  void pull(const CollectiveRequest& req, int n, int me, const uint8_t* const* ins,
+            uint8_t* out) override {
     const size_t elem = dataTypeSize(req.type), step = kPullBytes / elem;
     const size_t base = static_cast<size_t>(me) * req.count * elem;
     uint8_t* sum = sum_.data();
@@ -165,15 +193,12 @@ class ShmReduceScatter final : public Algorithm {
     return shmSlotBytes(n) / (static_cast<size_t>(n) * dataTypeSize(req.type));
   }
 
-  std::shared_ptr<ShmChannel> channel_;
-  ShmBufferPlaces places_{ShmBufferPlaces::Shared::kInputs};  // pull reads the others' inputs
   std::vector<uint8_t> sum_ = std::vector<uint8_t>(kPullBytes);
 };
 
-class ShmAllGather final : public Algorithm {
+class ShmAllGather final : public ShmGatherOrScatter {
  public:
-  explicit ShmAllGather(std::shared_ptr<ShmChannel> channel) : channel_(std::move(channel)) {}
-  const char* name() const override { return "shm"; }
+  using ShmGatherOrScatter::ShmGatherOrScatter;
   const char* description() const override {
     return "shared memory among one node's ranks: every rank copies all slots, one flag round "
            "per piece";
@@ -190,20 +215,13 @@ class ShmAllGather final : public Algorithm {
     return flagRoundsUs(s, shmSlotBytes(n), m) + kShmCopyShare * (n + 1) * s * m.gammaUsPerB;
   }
 
-  Status run(const CollectiveRequest& req, CollectiveContext& ctx) override {
-    const int n = ctx.size();
-    if (n == 1) {
-      copyUnlessSame(static_cast<uint8_t*>(req.recv), static_cast<const uint8_t*>(req.send),
-                     req.bytes());
-      return okStatus();
-    }
-    return slots(req, ctx, asksForZeroCopy(static_cast<size_t>(n) * req.bytes()));
+ private:
+  size_t sendBytes(const CollectiveRequest& req, int) const override { return req.bytes(); }
+  size_t recvBytes(const CollectiveRequest& req, int n) const override {
+    return static_cast<size_t>(n) * req.bytes();
   }
 
- private:
-  // The slot path; with `ask`, the first piece carries this rank's buffer places
-  // (shm_zero_copy.h), and after its round the call goes on, or leaves the slots.
-  Status slots(const CollectiveRequest& req, CollectiveContext& ctx, bool ask) {
+  Status slots(const CollectiveRequest& req, CollectiveContext& ctx, bool ask) override {
     const int n = ctx.size(), me = ctx.rank();
     const size_t elem = dataTypeSize(req.type), count = req.count;
     const auto* in = static_cast<const uint8_t*>(req.send);
@@ -214,19 +232,14 @@ class ShmAllGather final : public Algorithm {
       const size_t len = std::min(q, count - at) * elem;
       PLEXUS_TRY(pieces.next());
       const bool first = ask && at == 0;
-      if (!(first && places_.note(pieces, in, count * elem, out, n * count * elem))) {
+      if (!(first && noteFirst(pieces, req, n))) {
         std::memcpy(pieces.slot(me), in + at * elem, len);
         // This rank's own block, from the piece just read (in the cache).
         copyUnlessSame(out + (me * count + at) * elem, in + at * elem, len);
       }
       PLEXUS_TRY(pieces.share());
-      if (first) {
-        const ShmBufferPlaces::Verdict verdict = places_.read(pieces, n);
-        if (verdict != ShmBufferPlaces::Verdict::kGoOn) {
-          pieces.finish();
-          return leaveTheSlots(req, ctx, verdict);
-        }
-      }
+      Status left;
+      if (first && leavesTheSlots(req, ctx, pieces, &left)) return left;
       for (int j = 0; j < n; ++j) {
         if (j != me) std::memcpy(out + (j * count + at) * elem, pieces.slot(j), len);
       }
@@ -235,29 +248,13 @@ class ShmAllGather final : public Algorithm {
     return okStatus();
   }
 
-  // After the first piece (finished): zero copy (every other rank's input copied into its
-  // block of this rank's output), or the slots again, not asking.
-  Status leaveTheSlots(const CollectiveRequest& req, CollectiveContext& ctx,
-                       ShmBufferPlaces::Verdict verdict) {
-    if (verdict == ShmBufferPlaces::Verdict::kZeroCopy) {
-      const int n = ctx.size(), me = ctx.rank();
-      const size_t bytes = req.bytes();
-      bool done = false;
-      PLEXUS_TRY(places_.run(
-          *channel_, ctx, req, bytes, static_cast<size_t>(n) * bytes,
-          [&](const uint8_t* const* ins, uint8_t* const* outs) {
-            for (int j = 0; j < n; ++j) {
-              copyUnlessSame(outs[me] + static_cast<size_t>(j) * bytes, ins[j], bytes);
-            }
-          },
-          &done));
-      if (done) return okStatus();
+  // Every rank's input into its block of the output (this rank's own unless in place).
+  void pull(const CollectiveRequest& req, int n, int, const uint8_t* const* ins,
+            uint8_t* out) override {
+    for (int j = 0; j < n; ++j) {
+      copyUnlessSame(out + static_cast<size_t>(j) * req.bytes(), ins[j], req.bytes());
     }
-    return slots(req, ctx, false);
   }
-
-  std::shared_ptr<ShmChannel> channel_;
-  ShmBufferPlaces places_{ShmBufferPlaces::Shared::kInputs};  // every rank reads the others' inputs
 };
 
 }  // namespace
