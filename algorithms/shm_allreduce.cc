@@ -334,7 +334,7 @@ Status ShmAllReduce::leaveTheSlots(const CollectiveRequest& req, CollectiveConte
   if (verdict == ShmBufferPlaces::Verdict::kZeroCopy) {
     bool done = false;
     PLEXUS_TRY(places_.run(
-        *channel_, ctx, req, req.bytes(), req.bytes(),
+        *channel_, ctx, req, "shm all-reduce", req.bytes(), req.bytes(),
         [&](const uint8_t* const* ins, uint8_t* const* outs) {
           push(req, ctx.size(), ctx.rank(), ins, outs);
         },

@@ -76,6 +76,8 @@ class ShmGatherOrScatter : public Algorithm {
   // Bytes of a rank's input and of its output.
   virtual size_t sendBytes(const CollectiveRequest& req, int n) const = 0;
   virtual size_t recvBytes(const CollectiveRequest& req, int n) const = 0;
+  // The algorithm in errors ("shm reduce-scatter").
+  virtual const char* what() const = 0;
 
   // After the round of a call's first piece that asked: false to go on with the slots; true when
   // the call leaves them (the piece finished), with the call's status in *status: after zero
@@ -89,7 +91,7 @@ class ShmGatherOrScatter : public Algorithm {
     if (verdict == ShmBufferPlaces::Verdict::kZeroCopy) {
       bool done = false;
       *status = places_.run(
-          *channel_, ctx, req, sendBytes(req, n), recvBytes(req, n),
+          *channel_, ctx, req, what(), sendBytes(req, n), recvBytes(req, n),
           [&](const uint8_t* const* ins, uint8_t* const* outs) { pull(req, n, me, ins, outs[me]); },
           &done);
       if (!status->ok() || done) return true;
@@ -139,13 +141,14 @@ class ShmReduceScatter final : public ShmGatherOrScatter {
     return static_cast<size_t>(n) * req.bytes();
   }
   size_t recvBytes(const CollectiveRequest& req, int) const override { return req.bytes(); }
+  const char* what() const override { return "shm reduce-scatter"; }
 
   Status slots(const CollectiveRequest& req, CollectiveContext& ctx, bool ask) override {
     const int n = ctx.size(), me = ctx.rank();
     const size_t elem = dataTypeSize(req.type), count = req.count;
     const auto* in = static_cast<const uint8_t*>(req.send);
     auto* out = static_cast<uint8_t*>(req.recv);
-    ShmPieces pieces(*channel_, ctx, req, "shm reduce-scatter");
+    ShmPieces pieces(*channel_, ctx, req, what());
     const size_t q = perBlock(req, n);
     for (size_t at = 0; at < count; at += q) {
       const size_t cnt = std::min(q, count - at), len = cnt * elem;
@@ -217,6 +220,7 @@ class ShmAllGather final : public ShmGatherOrScatter {
 
  private:
   size_t sendBytes(const CollectiveRequest& req, int) const override { return req.bytes(); }
+  const char* what() const override { return "shm all-gather"; }
   size_t recvBytes(const CollectiveRequest& req, int n) const override {
     return static_cast<size_t>(n) * req.bytes();
   }
@@ -226,7 +230,7 @@ class ShmAllGather final : public ShmGatherOrScatter {
     const size_t elem = dataTypeSize(req.type), count = req.count;
     const auto* in = static_cast<const uint8_t*>(req.send);
     auto* out = static_cast<uint8_t*>(req.recv);
-    ShmPieces pieces(*channel_, ctx, req, "shm all-gather");
+    ShmPieces pieces(*channel_, ctx, req, what());
     const size_t q = pieces.slotBytes() / elem;
     for (size_t at = 0; at < count; at += q) {
       const size_t len = std::min(q, count - at) * elem;

@@ -56,13 +56,13 @@ class ShmBufferPlaces {
   /// (each rank's input `sendBytes` long, its output `recvBytes`), agrees in a round that every
   /// rank mapped all of them, runs `move(ins, outs)` (every rank's input and output, indexed by
   /// rank, this rank's own the caller's; with Shared::kInputs the others' outputs are nullptr),
-  /// and ends with a last round. *done is false, and
-  /// nothing moved on any rank, when some rank could not map another's buffers.
+  /// and ends with a last round. *done is false, and nothing moved on any rank, when some rank
+  /// could not map another's buffers. `what` names the algorithm in errors ("shm all-reduce").
   template <class Move>
   Status run(ShmChannel& channel, CollectiveContext& ctx, const CollectiveRequest& req,
-             size_t sendBytes, size_t recvBytes, Move&& move, bool* done) {
+             const char* what, size_t sendBytes, size_t recvBytes, Move&& move, bool* done) {
     *done = false;
-    ShmPieces rounds(channel, ctx, req, "shm zero copy");
+    ShmPieces rounds(channel, ctx, req, what);
     bool mapped = false;
     PLEXUS_TRY(mapAll(channel, ctx, req, sendBytes, recvBytes, rounds, &mapped));
     if (!mapped) return okStatus();
