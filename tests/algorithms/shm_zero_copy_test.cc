@@ -182,7 +182,8 @@ TEST_P(ShmZeroCopy, ReduceScattersAndAllGathersAreBitwiseTheSlotPaths) {
         const int me = comm.rank();
         const auto ranks = static_cast<size_t>(n);
         int maps = 0;  // what this rank has mapped so far: its own buffers, and peers' inputs
-        // From the threshold (16 KiB, the longer buffer) to past the last-level cache.
+        // From just past the threshold (16 KiB in the longer buffer; in f32 and f64 only, the
+        // narrower types stay below it there and take the slots) to past the last-level cache.
         const size_t past = lastLevelCacheBytes() / (2 * ranks * ranks) / 4 + 777;
         for (size_t count : {4096 / ranks + 1, size_t{100003}, past}) {
           for (Case c :
