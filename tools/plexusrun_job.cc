@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -60,14 +61,16 @@ struct ChildFds {
 };
 
 // Runs in the forked child. Only async-signal-safe calls: the parent is single-threaded, but
-// keeping to them keeps this correct if it ever is not.
+// keeping to them keeps this correct if it ever is not. With `cpu`, the rank (and every thread
+// it starts) runs on that CPU alone; a failure to bind reaches the parent as −errno.
 [[noreturn]] void becomeRank(const ChildFds& fds, const sigset_t& mask, pid_t parent, char** argv,
-                             char** envp) {
+                             char** envp, const cpu_set_t* cpu) {
   auto fail = [&](int err) {
     ssize_t ignored = ::write(fds.execErrorFd, &err, sizeof(err));
     (void)ignored;
-    ::_exit(err == ENOENT ? kExitNotFound : kExitCannotExecute);
+    ::_exit(err == ENOENT ? kExitNotFound : err < 0 ? kExitInternal : kExitCannotExecute);
   };
+  if (cpu != nullptr && ::sched_setaffinity(0, sizeof(*cpu), cpu) != 0) fail(-errno);
   ::setpgid(0, 0);
   // If plexusrun died before the prctl took effect, no signal will ever come: leave now.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(kExitInternal);
@@ -115,6 +118,17 @@ Status Job::prepare() {
   // reading the terminal would stop them with SIGTTIN: give them /dev/null instead.
   devNull_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devNull_.valid()) return internalError(errnoText("open /dev/null"));
+  if (options_.bindCores) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (::sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+      return internalError(errnoText("--bind core: sched_getaffinity"));
+    }
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+      if (CPU_ISSET(c, &allowed)) cpus_.push_back(c);
+    }
+    if (cpus_.empty()) return internalError("--bind core: this process may run on no CPU");
+  }
   return okStatus();
 }
 
@@ -152,6 +166,11 @@ bool Job::launchRank(const RankPlacement& placement) {
   for (std::string& entry : env) envp.push_back(entry.data());
   envp.push_back(nullptr);
 
+  cpu_set_t cpu;
+  CPU_ZERO(&cpu);
+  const int cpuIndex = cpus_.empty() ? -1 : cpus_[placement.rank % cpus_.size()];
+  if (cpuIndex >= 0) CPU_SET(cpuIndex, &cpu);
+
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -160,7 +179,7 @@ bool Job::launchRank(const RankPlacement& placement) {
   }
   if (pid == 0) {
     becomeRank({devNull_.get(), outWrite.get(), errWrite.get(), execWrite.get()}, originalMask_,
-               parent, argv_.data(), envp.data());
+               parent, argv_.data(), envp.data(), cpuIndex >= 0 ? &cpu : nullptr);
   }
   ::setpgid(pid, pid);  // also done by the child; whichever runs first wins, both agree
   outWrite.reset();
@@ -183,6 +202,13 @@ bool Job::launchRank(const RankPlacement& placement) {
     n = ::read(execRead.get(), &childErrno, sizeof(childErrno));
   } while (n < 0 && errno == EINTR);
   if (n != static_cast<ssize_t>(sizeof(childErrno))) return true;
+  if (childErrno < 0) {
+    stop(kExitInternal,
+         "--bind core: cannot bind " + rankText + " to CPU " + std::to_string(cpuIndex) + ": " +
+             std::strerror(-childErrno),
+         SIGTERM);
+    return false;
+  }
   const std::string& program = options_.command.front();
   std::string message = "cannot run '" + program + "': " + std::strerror(childErrno);
   if (childErrno == ENOENT && program.find('/') == std::string::npos) message += " (not in PATH)";

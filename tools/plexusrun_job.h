@@ -77,7 +77,8 @@ class Job {
   std::vector<char*> argv_;  // points into options_.command
   sigset_t originalMask_{};  // restored in each rank before exec
   UniqueFd signalFd_;
-  UniqueFd devNull_;  // every rank's stdin
+  UniqueFd devNull_;       // every rank's stdin
+  std::vector<int> cpus_;  // --bind core: the CPUs plexusrun may run on, rank i on cpus_[i % C]
   std::vector<Rank> ranks_;
   std::vector<char> readBuffer_;
   int running_ = 0;

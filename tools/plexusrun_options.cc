@@ -9,13 +9,15 @@ namespace plexus::run {
 
 const char* const kUsage =
     "usage: plexusrun -n N [--nodes K | --layout A,B,...] [--timeout SECONDS]\n"
-    "                 [--tag-output | --no-tag-output] [--] PROGRAM [ARGS...]\n"
+    "                 [--bind core|none] [--tag-output | --no-tag-output] [--] PROGRAM [ARGS...]\n"
     "Launches N local ranks of PROGRAM with torchrun-style environment (RANK, WORLD_SIZE,\n"
     "LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR, MASTER_PORT, PLEXUS_SECRET, ...).\n"
     "  -n N               number of ranks (>= 1)\n"
     "  --nodes K          emulate K nodes, ranks split into contiguous blocks (1 <= K <= N)\n"
     "  --layout A,B,...   explicit ranks per emulated node (each >= 1, summing to N)\n"
     "  --timeout SECONDS  stop the whole job after SECONDS and exit with 124\n"
+    "  --bind core|none   core: rank i runs on the (i mod C)-th of the C CPUs plexusrun may use,\n"
+    "                     as mpirun binds its ranks; none (the default): where the kernel puts it\n"
     "  --tag-output       prefix each output line with [rank] (the default)\n"
     "  --no-tag-output    print rank output unprefixed, still whole lines at a time\n"
     "  -h, --help         print this help\n"
@@ -139,7 +141,8 @@ StatusOr<LaunchOptions> parseOptions(int argc, char** argv) {
       options.tagOutput = true;
     } else if (name == "--no-tag-output") {
       options.tagOutput = false;
-    } else if (name == "-n" || name == "--nodes" || name == "--layout" || name == "--timeout") {
+    } else if (name == "-n" || name == "--nodes" || name == "--layout" || name == "--timeout" ||
+               name == "--bind") {
       std::optional<std::string_view> value = takeValue();
       if (!value) return invalidArgument("option " + std::string(name) + " needs a value");
       if (name == "-n") {
@@ -156,6 +159,9 @@ StatusOr<LaunchOptions> parseOptions(int argc, char** argv) {
         StatusOr<std::vector<int>> layout = parseLayout(*value);
         if (!layout.ok()) return layout.status();
         options.ranksPerNode = std::move(*layout);
+      } else if (name == "--bind") {
+        if (*value != "core" && *value != "none") return badValue("--bind", "core or none", *value);
+        options.bindCores = *value == "core";
       } else {
         StatusOr<double> timeout = parseTimeout(*value);
         if (!timeout.ok()) return timeout.status();

@@ -19,6 +19,7 @@ struct LaunchOptions {
   std::vector<int> ranksPerNode;         ///< every entry >= 1, summing to numRanks
   std::optional<double> timeoutSeconds;  ///< --timeout S, > 0
   bool tagOutput = true;                 ///< prefix every output line with "[rank] "
+  bool bindCores = false;                ///< --bind core: rank i on one CPU (see kUsage)
   std::vector<std::string> command;      ///< program and its arguments, non-empty
 };
 

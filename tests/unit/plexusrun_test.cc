@@ -3,6 +3,7 @@
 // Time bounds are generous (a loaded 2-core machine): they catch a hang, not a slow run.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -249,6 +250,27 @@ TEST_F(PlexusrunTest, PlacesRanksOnEmulatedNodes) {
   }
 }
 
+// --bind core: rank i on the (i mod C)-th CPU plexusrun may use (those of this test process),
+// read back from each rank's /proc/self/status; 3 ranks wrap around a 2-CPU machine.
+TEST_F(PlexusrunTest, BindCorePutsRanksOnTheAllowedCpusInTurn) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  }
+  ASSERT_FALSE(cpus.empty());
+  RunResult result = runScript({"--bind", "core", "-n", "3"},
+                               "sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status");
+  ASSERT_EQ(result.exitCode, 0) << result.err;
+  std::map<int, std::string> lines = lineByRank(result.out);
+  ASSERT_EQ(lines.size(), 3u) << result.out;
+  for (int rank = 0; rank < 3; ++rank) {
+    EXPECT_EQ(lines[rank], std::to_string(cpus[rank % cpus.size()])) << "rank " << rank;
+  }
+}
+
 TEST_F(PlexusrunTest, TagsStdoutAndStderrLinesWithRank) {
   RunResult result =
       runScript({"-n", "2"}, "echo out$RANK; echo err$RANK >&2; echo two$RANK; printf tail$RANK");
@@ -406,6 +428,8 @@ TEST_F(PlexusrunTest, BadArgumentsExitWith2AndUsage) {
       {"-n", "1", "--timeout", "soon", "true"},
       {"-n", "1", "--frobnicate", "true"},
       {"-n", "1", "--no-tag-output=1", "true"},
+      {"-n", "1", "--bind", "socket", "true"},
+      {"-n", "1", "--bind"},
   };
   for (const auto& args : bad) {
     std::string joined;
