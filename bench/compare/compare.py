@@ -24,6 +24,10 @@ bandwidth; --state near (or far) runs a tool's round again, dropping its samples
 hand-off before and after it is in that state (up to --retries times), so every tool is
 measured in the same one.
 
+Placement: mpirun binds its ranks one per core while they do not outnumber the cores (and
+not at all beyond), so Plexus's and Gloo's ranks run under `plexusrun --bind core` (or none)
+alike.
+
 Which column counts: Plexus's out-of-place busbw (nccl-tests' headline column) against the best
 of each peer's out-of-place and in-place columns, so a PASS holds against the peer's best showing.
 
@@ -139,8 +143,12 @@ class Runner:
                 self.record(tool, r["bytes"], best["time_us"], best["busbw"])
 
     def plexusrun(self):
+        """plexusrun for Plexus and Gloo, their ranks placed as mpirun places Open MPI's: one
+        per core (--bind core) while there are no more ranks than cores, else unbound (mpirun
+        binds nothing when oversubscribed)."""
+        bind = "core" if self.args.ranks <= len(os.sched_getaffinity(0)) else "none"
         return [os.path.join(self.build, "plexusrun"), "-n", str(self.args.ranks),
-                "--timeout", "600", "--"]
+                "--bind", bind, "--timeout", "600", "--"]
 
     def run_plexus(self):
         prog = [os.path.join(self.build, "plexus-perf"), "allreduce"]
