@@ -121,11 +121,21 @@ class Algorithm {
 struct Hierarchy;
 struct SharedRegion;
 
+/// How a rank writes the parts of its shared-memory slot that other ranks read (ShmChannel;
+/// PLEXUS_SHM_STORES).
+enum class ShmStores {
+  kAuto,       ///< each communicator measures both below and keeps the faster, per size
+  kPlain,      ///< plain stores: the lines stay in the writer's cache
+  kStreaming,  ///< streaming (non-temporal) stores: the lines go to memory
+};
+
 /// The built-in algorithms, in order of preference, registered explicitly (builtin.cc).
 /// `hierarchy` (owned by the communicator, filled once its sub-communicators exist) serves the
 /// hierarchical algorithms; null leaves them out. `shared` (owned by the communicator, filled
 /// when its ranks share a node) serves the shared-memory ones; null leaves them out.
+/// `shmStores` is how those write what the others read.
 std::vector<std::unique_ptr<Algorithm>> builtinAlgorithms(const Hierarchy* hierarchy,
-                                                          const SharedRegion* shared);
+                                                          const SharedRegion* shared,
+                                                          ShmStores shmStores = ShmStores::kAuto);
 
 }  // namespace plexus

@@ -58,12 +58,14 @@ bool parseCollectiveKind(const std::string& name, CollectiveKind* out) {
 }
 
 std::vector<std::unique_ptr<Algorithm>> builtinAlgorithms(const Hierarchy* hierarchy,
-                                                          const SharedRegion* shared) {
+                                                          const SharedRegion* shared,
+                                                          ShmStores shmStores) {
   std::vector<std::unique_ptr<Algorithm>> all;
   all.push_back(std::make_unique<CostedRingAllReduce>(makeRingAllReduce()));
   all.push_back(makeRhdAllReduce());
   all.push_back(makeTreeAllReduce());
-  const auto channel = shared != nullptr ? std::make_shared<ShmChannel>(shared) : nullptr;
+  const auto channel =
+      shared != nullptr ? std::make_shared<ShmChannel>(shared, shmStores) : nullptr;
   if (channel) all.push_back(makeShmAllReduce(channel));
   if (hierarchy != nullptr) {
     all.push_back(

@@ -30,8 +30,14 @@
 // from every input into every output (push), with no slot in between: per rank S read and S
 // written, against about 2 S each through the slots. Where the buffers lie travels as a note
 // with the first piece of the slot path (and of streamingSplit).
+//
+// The split paths write what the others read from a rank's slot (the other blocks, the reduced
+// own block) with plain or streaming stores, as the channel's ShmStoreChooser says per call
+// (shm_channel.h): plain when the ranks' cores share a cache, streaming when they do not; with
+// streaming stores the own block is reduced into an L1 buffer, then streamed into the slot.
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -96,14 +102,26 @@ struct CopySpan {
 // 9808.
 constexpr size_t kInterleaveBytes = 4096;
 
-// Copies `fill` plainly and `drain` with streaming stores (unfenced), taking kInterleaveBytes of
-// each in turn, so that the reads of the one and the writes of the other reach memory together.
-void interleaveCopies(const CopySpan* fill, size_t nFill, const CopySpan* drain, size_t nDrain) {
+// Copies into this rank's slot with the stores its ShmStoreChooser chose (streaming ones
+// unfenced).
+void copyToSlot(bool streaming, uint8_t* dst, const uint8_t* src, size_t bytes) {
+  if (streaming) {
+    copyStreamingUnfenced(dst, src, bytes);
+  } else {
+    std::memcpy(dst, src, bytes);
+  }
+}
+
+// Copies `fill` into the slot (copyToSlot) and `drain` with streaming stores (unfenced), taking
+// kInterleaveBytes of each in turn, so that the reads of the one and the writes of the other
+// reach memory together.
+void interleaveCopies(bool streamFill, const CopySpan* fill, size_t nFill, const CopySpan* drain,
+                      size_t nDrain) {
   size_t i = 0, j = 0, at = 0, bt = 0;
   while (i < nFill || j < nDrain) {
     if (i < nFill) {
       const size_t len = std::min(kInterleaveBytes, fill[i].bytes - at);
-      std::memcpy(fill[i].dst + at, fill[i].src + at, len);
+      copyToSlot(streamFill, fill[i].dst + at, fill[i].src + at, len);
       if ((at += len) == fill[i].bytes) ++i, at = 0;
     }
     if (j < nDrain) {
@@ -160,6 +178,9 @@ class ShmAllReduce final : public Algorithm {
   // again, not asking.
   Status leaveTheSlots(const CollectiveRequest& req, CollectiveContext& ctx, ShmPieces& first,
                        ShmBufferPlaces::Verdict verdict);
+  void reduceOwnBlockStreaming(const CollectiveRequest& req, int n, ShmPieces& pieces,
+                               uint8_t* mine, size_t own, size_t count, const uint8_t* src,
+                               uint8_t* dst, bool streamOut);
   // Sums this rank's block of every input (ins) and stores it into every output (outs).
   void push(const CollectiveRequest& req, int n, int me, const uint8_t* const* ins,
             uint8_t* const* outs);
@@ -167,7 +188,9 @@ class ShmAllReduce final : public Algorithm {
   std::shared_ptr<ShmChannel> channel_;
   std::vector<CopySpan> drain_;  // streamingSplit's, kept to spare an allocation per call
   ShmBufferPlaces places_{ShmBufferPlaces::Shared::kInputsAndOutputs};  // push stores into all
-  std::vector<uint8_t> sum_ = std::vector<uint8_t>(kPushBytes);
+  std::vector<uint8_t> sum_ = std::vector<uint8_t>(kPushBytes);  // push's; the streaming step's
+  bool streaming_ = false;   // this call writes its slot with streaming stores (ShmStoreChooser)
+  bool zeroCopied_ = false;  // this call left the slots for zero copy
 };
 
 Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
@@ -176,7 +199,44 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
                    req.bytes());
     return okStatus();
   }
-  return slots(req, ctx, req.bytes() >= kShmZeroCopyFromBytes);
+  // The split paths write what the others read (ShmStoreChooser; the unsplit path's pieces
+  // are too short to gain by streaming).
+  ShmStoreChooser& stores = channel_->stores();
+  const bool chooses = splitsTheReduction(ctx.size(), req.bytes());
+  streaming_ = chooses && stores.streaming(req.bytes());
+  zeroCopied_ = false;
+  const auto start = std::chrono::steady_clock::now();
+  PLEXUS_TRY(slots(req, ctx, req.bytes() >= kShmZeroCopyFromBytes));
+  if (chooses && !zeroCopied_) {
+    stores.record(
+        req.bytes(), streaming_,
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
+  }
+  return okStatus();
+}
+
+// The split paths' own block when this rank streams into its slot: reduced kInterleaveBytes at
+// a time into sum_ (in L1), each step streamed into the slot and copied into the output
+// (streamed too with `streamOut`), then fenced, for publishReduced() to follow. `mine` is this
+// rank's slot, `own` the block's byte offset in the piece and `count` its elements, `src` and
+// `dst` the piece's input and output.
+void ShmAllReduce::reduceOwnBlockStreaming(const CollectiveRequest& req, int n, ShmPieces& pieces,
+                                           uint8_t* mine, size_t own, size_t count,
+                                           const uint8_t* src, uint8_t* dst, bool streamOut) {
+  const size_t elem = dataTypeSize(req.type), step = kInterleaveBytes / elem;
+  uint8_t* sum = sum_.data();
+  for (size_t c = 0; c < count; c += step) {
+    const size_t len = std::min(step, count - c), off = own + c * elem;
+    pieces.reduceSlots(req.type, req.op, sum, off, len, src + off);
+    if (req.op == ReduceOp::kAvg) divideInPlace(req.type, sum, len, n);
+    copyStreamingUnfenced(mine + off, sum, len * elem);
+    if (streamOut) {
+      copyStreamingUnfenced(dst + off, sum, len * elem);
+    } else {
+      std::memcpy(dst + off, sum, len * elem);
+    }
+  }
+  streamingFence();
 }
 
 Status ShmAllReduce::slots(const CollectiveRequest& req, CollectiveContext& ctx, bool ask) {
@@ -221,8 +281,9 @@ Status ShmAllReduce::slots(const CollectiveRequest& req, CollectiveContext& ctx,
       const size_t after = own + ownBytes;
       uint8_t* mine = pieces.slot(me);
       if (!leftOut) {
-        std::memcpy(mine, src, own);
-        std::memcpy(mine + after, src + after, cnt * elem - after);
+        copyToSlot(streaming_, mine, src, own);
+        copyToSlot(streaming_, mine + after, src + after, cnt * elem - after);
+        if (streaming_) streamingFence();
       }
       PLEXUS_TRY(pieces.share());
       if (first) {
@@ -231,7 +292,10 @@ Status ShmAllReduce::slots(const CollectiveRequest& req, CollectiveContext& ctx,
           return leaveTheSlots(req, ctx, pieces, verdict);
         }
       }
-      if (onePass) {
+      if (streaming_) {
+        reduceOwnBlockStreaming(req, n, pieces, mine, own, blocks.size(me), src, dst, false);
+        pieces.publishReduced();
+      } else if (onePass) {
         pieces.reduceSlots(req.type, req.op, mine + own, own, blocks.size(me), src + own,
                            dst + own);
         pieces.publishReduced();
@@ -301,12 +365,14 @@ Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveCont
             {out + prevAt * elem + theirs, pieces.slot(j, prev) + theirs, before.size(j) * elem});
       }
     }
-    interleaveCopies(fill.data(), last || leftOut ? 0 : fill.size(), drain.data(), drain.size());
+    interleaveCopies(streaming_, fill.data(), last || leftOut ? 0 : fill.size(), drain.data(),
+                     drain.size());
     if (last) {
       streamingFence();
       pieces.finish(prev);
       return okStatus();
     }
+    if (streaming_) streamingFence();  // the slot's part, before it is published
     pieces.publishFilled();
     if (at != 0) pieces.finish(prev);
     PLEXUS_TRY(pieces.waitFilled());
@@ -316,11 +382,16 @@ Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveCont
         return leaveTheSlots(req, ctx, pieces, verdict);
       }
     }
-    for (size_t c = 0; c < blocks.size(me); c += step) {
-      const size_t len = std::min(step, blocks.size(me) - c), off = own + c * elem;
-      pieces.reduceSlots(req.type, req.op, mine + off, off, len, in + at * elem + off);
-      if (req.op == ReduceOp::kAvg) divideInPlace(req.type, mine + off, len, n);
-      copyStreamingUnfenced(out + at * elem + off, mine + off, len * elem);
+    if (streaming_) {
+      reduceOwnBlockStreaming(req, n, pieces, mine, own, blocks.size(me), in + at * elem,
+                              out + at * elem, true);
+    } else {
+      for (size_t c = 0; c < blocks.size(me); c += step) {
+        const size_t len = std::min(step, blocks.size(me) - c), off = own + c * elem;
+        pieces.reduceSlots(req.type, req.op, mine + off, off, len, in + at * elem + off);
+        if (req.op == ReduceOp::kAvg) divideInPlace(req.type, mine + off, len, n);
+        copyStreamingUnfenced(out + at * elem + off, mine + off, len * elem);
+      }
     }
     pieces.publishReduced();
     prevAt = at;
@@ -333,6 +404,7 @@ Status ShmAllReduce::leaveTheSlots(const CollectiveRequest& req, CollectiveConte
   first.finish();
   if (verdict == ShmBufferPlaces::Verdict::kZeroCopy) {
     bool done = false;
+    zeroCopied_ = true;  // nothing here measures the slots (and if it goes back to them: a mix)
     PLEXUS_TRY(places_.run(
         *channel_, ctx, req, "shm all-reduce", req.bytes(), req.bytes(),
         [&](const uint8_t* const* ins, uint8_t* const* outs) {

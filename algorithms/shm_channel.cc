@@ -84,6 +84,43 @@ size_t shmSlotBytes(int worldSize) {
 }
 
 // The region: [sleepers | pad][(Filled × parts, Progress) × n][slot × n] × parts.
+ShmStoreChooser::SizeClass& ShmStoreChooser::classOf(size_t bytes) {
+  size_t log2 = 0;
+  while ((bytes >> 1 >> log2) != 0) ++log2;
+  return classes_[log2];
+}
+
+bool ShmStoreChooser::streaming(size_t bytes) {
+  if (mode_ != ShmStores::kAuto) return mode_ == ShmStores::kStreaming;
+  const SizeClass& c = classOf(bytes);
+  if (c.nsPerByte[0] == 0) return false;  // one call of each first
+  if (c.nsPerByte[1] == 0) return true;
+  return c.untilTry == 0 ? !c.streams : c.streams;
+}
+
+void ShmStoreChooser::record(size_t bytes, bool streamed, double ns) {
+  if (mode_ != ShmStores::kAuto || bytes == 0) return;
+  SizeClass& c = classOf(bytes);
+  const bool hadBoth = c.nsPerByte[0] != 0 && c.nsPerByte[1] != 0;
+  // Never 0 ("none yet"): a clock too coarse to see the call counts it as one ns.
+  c.nsPerByte[streamed ? 1 : 0] = std::max(ns, 1.0) / static_cast<double>(bytes);
+  if (c.nsPerByte[0] == 0 || c.nsPerByte[1] == 0) return;
+  const bool faster = c.nsPerByte[1] < c.nsPerByte[0];
+  if (!hadBoth) {  // the first choice
+    c.streams = faster;
+    c.interval = c.untilTry = kRetryFirst;
+  } else if (streamed != c.streams) {  // a try of the other
+    c.interval = faster == c.streams ? std::min(2 * c.interval, kRetryMost) : kRetryFirst;
+    c.streams = faster;
+    c.untilTry = c.interval;
+  } else if (faster != c.streams) {  // the choice got slower than the other's last
+    c.streams = faster;
+    c.interval = c.untilTry = kRetryFirst;
+  } else {
+    --c.untilTry;
+  }
+}
+
 size_t shmRegionBytes(int worldSize) {
   const auto n = static_cast<size_t>(worldSize);
   const size_t parts = shmParts(worldSize);

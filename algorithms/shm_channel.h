@@ -23,6 +23,7 @@
 // collective, count, type or op than the others gets InvalidArgument at the first piece.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -51,16 +52,59 @@ inline constexpr double kShmCachedReduceShare = 0.7;
 /// 538, 64 MiB 18306 / 18845); with this share the slots are chosen at every size there.
 inline constexpr double kShmCopyShare = kShmCachedReduceShare * 2 / 3;
 
+/// Whether a rank writes the parts of its slot the others read with plain or streaming stores
+/// (ShmStores), chosen per call. Plain stores leave the lines in the writer's cache, where a core
+/// that shares that cache reads them at once; a core that does not (another CCD or socket)
+/// takes each dirty line from the writer's cache, and the writer takes it back to refill the
+/// slot, one line at a time: on this project's VM, whose two vCPUs sometimes share a cache
+/// (hand-off ~40 ns, bench/core_link.cc) and sometimes do not (~165 ns), a 2-rank 8 MiB
+/// all-reduce took 650-780 us with plain stores and 1050-1470 with streaming ones in the first
+/// state, and 3920-4400 against 890-1000 in the second. Streaming stores send the lines to
+/// memory, from where the readers fetch them as fast in either state. Neither mode is right in
+/// both, the host gives no sign which it is in (both vCPUs report one L3) and the state changes
+/// within seconds, so kAuto measures: per size class (a power of two) it runs a call of each
+/// mode, then uses the one whose last call took fewer ns per byte, timing every call, and tries
+/// the other again after kRetryFirst calls of the class, then after twice as many each time the
+/// try confirms the choice (up to kRetryMost: a try of the slower mode costs a slow call), back
+/// to kRetryFirst when the choice changes. A state change shows at once in the mode in use (its
+/// time grows past the other's last) and in the other at its next try. The mode changes only
+/// what reaches memory when, never a value.
+class ShmStoreChooser {
+ public:
+  explicit ShmStoreChooser(ShmStores mode) : mode_(mode) {}
+  static constexpr uint32_t kRetryFirst = 16;
+  static constexpr uint32_t kRetryMost = 512;
+  /// Whether the next call of `bytes` should stream.
+  bool streaming(size_t bytes);
+  /// What a call of `bytes` that streamed or not took through the slots (a call that left them
+  /// for zero copy reports nothing).
+  void record(size_t bytes, bool streamed, double ns);
+
+ private:
+  struct SizeClass {
+    std::array<double, 2> nsPerByte{};  // [plain, streaming]: the last call's; 0 = none yet
+    bool streams = false;               // the choice
+    uint32_t untilTry = 0;              // calls of the choice before the other's next try
+    uint32_t interval = kRetryFirst;    // untilTry after that try
+  };
+  SizeClass& classOf(size_t bytes);
+
+  ShmStores mode_;
+  std::array<SizeClass, 64> classes_{};
+};
+
 /// The region and the count of pieces this rank has run through it, shared by the shm
 /// algorithms of one communicator.
 class ShmChannel {
  public:
-  explicit ShmChannel(const SharedRegion* region) : region_(region) {}
+  ShmChannel(const SharedRegion* region, ShmStores stores) : region_(region), stores_(stores) {}
   /// OK when the communicator has the region (or `worldSize` is 1); else Unimplemented saying
   /// why, prefixed by `algorithm`.
   Status available(const char* algorithm, int worldSize) const;
   /// The other ranks' memAlloc buffers this rank has mapped (the zero-copy all-reduce).
   PeerMappings& peers() { return peers_; }
+  /// How this rank writes what the others read from its slot.
+  ShmStoreChooser& stores() { return stores_; }
 
  private:
   friend class ShmPieces;
@@ -70,6 +114,7 @@ class ShmChannel {
   // piece whose wait that value already satisfies reads nothing (ShmPieces::next).
   std::vector<uint32_t> seenDone_;
   PeerMappings peers_;
+  ShmStoreChooser stores_;
 };
 
 /// One collective's walk through the channel's region, piece by piece (see the file comment).

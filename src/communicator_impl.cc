@@ -103,7 +103,7 @@ CommunicatorImpl::CommunicatorImpl(int rank, int size, Config config, std::strin
       size_(size),
       config_(std::move(config)),
       prefix_(std::move(prefix)),
-      algorithms_(builtinAlgorithms(&hierarchy_, &shared_)) {
+      algorithms_(builtinAlgorithms(&hierarchy_, &shared_, config_.shmStores)) {
   worldRanks_.resize(size_);
   for (int r = 0; r < size_; ++r) worldRanks_[r] = r;
 }

@@ -85,6 +85,17 @@ StatusOr<Config> Config::fromEnv(const bootstrap::EnvLookup& env) {
     c.chunkBytes = bytes;
     c.chunkBytesExplicit = true;
   }
+  if (auto v = env("PLEXUS_SHM_STORES")) {
+    if (*v == "auto") {
+      c.shmStores = ShmStores::kAuto;
+    } else if (*v == "plain") {
+      c.shmStores = ShmStores::kPlain;
+    } else if (*v == "streaming") {
+      c.shmStores = ShmStores::kStreaming;
+    } else {
+      return badVar("PLEXUS_SHM_STORES", *v, "auto, plain or streaming");
+    }
+  }
   if (auto v = env("PLEXUS_BIND_ADDR")) c.bindAddress = *v;
   if (auto v = env("PLEXUS_ALGO")) c.algo = *v;
   if (auto v = env("PLEXUS_TUNING_FILE")) {

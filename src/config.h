@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "algorithms/algorithm.h"
 #include "plexus/options.h"
 #include "plexus/status.h"
 #include "src/bootstrap/launch_env.h"
@@ -41,6 +42,8 @@ struct Config {
   /// variable named it, so its absence is worth a warning.
   std::string tuningFile;
   bool tuningFileExplicit = false;
+  /// PLEXUS_SHM_STORES: auto (default), plain or streaming; see ShmStores.
+  ShmStores shmStores = ShmStores::kAuto;
 
   /// Reads the PLEXUS_* variables through `env`. InvalidArgument names a malformed variable.
   static StatusOr<Config> fromEnv(const bootstrap::EnvLookup& env);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -180,6 +181,117 @@ TEST(Shm, AllReducesPastTheLastLevelCacheAreRightOutOfPlaceAndInPlace) {
         }
       },
       o));
+}
+
+// However a rank writes its slot (ShmStoreChooser: plain, streaming, or chosen per call by
+// measuring), every path of the split all-reduce gives the bits of the sum in rank order: one
+// piece (8193 f32, the split's threshold), many pieces in the cache, and past the last-level
+// cache (streamingSplit), out of place into a misaligned output and in place; and f64 avg (the
+// division before the slot is written) on the two longer ones. Floats whose sums round, so an
+// operand out of order or a block from the wrong place shows.
+class ShmStoreModes : public ::testing::TestWithParam<std::tuple<const char*, int>> {};
+
+TEST_P(ShmStoreModes, EveryModeGivesTheSumInRankOrderBitForBit) {
+  WorldOptions o;
+  o.env["PLEXUS_ALGO"] = "allreduce:shm";
+  o.env["PLEXUS_SHM_STORES"] = std::get<0>(GetParam());
+  const int n = std::get<1>(GetParam());
+  const size_t past = lastLevelCacheBytes() / (2 * static_cast<size_t>(n) * sizeof(float)) + 1001;
+  ASSERT_TRUE(runWorld(
+      n,
+      [n, past](Communicator& comm) {
+        const int me = comm.rank();
+        auto value = [](int rank, size_t i) {
+          return static_cast<float>((static_cast<size_t>(rank) * 7919 + i * 104729) % 100003) /
+                     977.0f +
+                 0.1f * static_cast<float>(rank);
+        };
+        for (size_t count : {size_t{8193}, size_t{200003}, past}) {
+          std::vector<float> in(count), out(count + 1, -1.0f);
+          for (size_t i = 0; i < count; ++i) in[i] = value(me, i);
+          ASSERT_TRUE(
+              comm.allReduce(in.data(), out.data() + 1, count, DataType::kFloat32, ReduceOp::kSum)
+                  .ok());
+          ASSERT_TRUE(
+              comm.allReduce(in.data(), in.data(), count, DataType::kFloat32, ReduceOp::kSum).ok());
+          EXPECT_EQ(out[0], -1.0f);
+          for (size_t i = 0; i < count; ++i) {
+            float want = value(0, i);
+            for (int r = 1; r < n; ++r) want += value(r, i);
+            ASSERT_EQ(out[i + 1], want) << count << " f32 out of place, element " << i;
+            ASSERT_EQ(in[i], want) << count << " f32 in place, element " << i;
+          }
+          if (count == 8193) continue;
+          std::vector<double> din(count), dout(count);
+          for (size_t i = 0; i < count; ++i) din[i] = value(me, i);
+          ASSERT_TRUE(
+              comm.allReduce(din.data(), dout.data(), count, DataType::kFloat64, ReduceOp::kAvg)
+                  .ok());
+          for (size_t i = 0; i < count; ++i) {
+            double sum = value(0, i);
+            for (int r = 1; r < n; ++r) sum += value(r, i);
+            ASSERT_EQ(dout[i], sum / n) << count << " f64 avg, element " << i;
+          }
+        }
+      },
+      o));
+}
+
+INSTANTIATE_TEST_SUITE_P(PlainStreamingAuto, ShmStoreModes,
+                         ::testing::Combine(::testing::Values("plain", "streaming", "auto"),
+                                            ::testing::Values(2, 3)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param)) + "_n" +
+                                  std::to_string(std::get<1>(info.param));
+                         });
+
+// kAuto uses the mode whose last call of the size class took fewer ns per byte, after one call
+// of each; tries the other after kRetryFirst calls, twice as many after a try that confirms the
+// choice (up to kRetryMost), and switches at once when the choice's own call gets slower than
+// the other's last. Forced modes never change.
+TEST(ShmStoreChooser, KeepsTheFasterModeTriesTheOtherLessOftenAndFollowsAChange) {
+  ShmStoreChooser plain(ShmStores::kPlain), streaming(ShmStores::kStreaming);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(plain.streaming(1 << 20));
+    plain.record(1 << 20, true, 1);
+    EXPECT_TRUE(streaming.streaming(1 << 20));
+    streaming.record(1 << 20, false, 1);
+  }
+  ShmStoreChooser c(ShmStores::kAuto);
+  const size_t bytes = 1 << 20;
+  double plainNs = 1000, streamNs = 3000;  // plain is faster first
+  auto call = [&] {
+    const bool s = c.streaming(bytes);
+    c.record(bytes, s, s ? streamNs : plainNs);
+    return s;
+  };
+  EXPECT_FALSE(call());  // one of each
+  EXPECT_TRUE(call());
+  // Calls until the next try of the other mode (streaming), counting the choice's calls.
+  auto callsUntilATry = [&](bool choice) {
+    uint32_t calls = 0;
+    while (call() == choice) ++calls;
+    return calls;
+  };
+  EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryFirst);
+  EXPECT_EQ(callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);  // the try confirmed
+  EXPECT_EQ(callsUntilATry(false), 4 * ShmStoreChooser::kRetryFirst);
+  for (int i = 0; i < 8; ++i) callsUntilATry(false);
+  EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryMost);
+  // Another size class keeps its own counts: one call of each first.
+  EXPECT_FALSE(c.streaming(bytes * 4));
+  c.record(bytes * 4, false, 4000);
+  EXPECT_TRUE(c.streaming(bytes * 4));
+  // The state changes: plain gets slower than streaming's last, and the calls after it stream,
+  // with plain tried after kRetryFirst of them again; when plain is fast again, its next try
+  // switches back.
+  plainNs = 5000;
+  EXPECT_FALSE(call());
+  EXPECT_EQ(callsUntilATry(true), ShmStoreChooser::kRetryFirst);
+  EXPECT_EQ(callsUntilATry(true), 2 * ShmStoreChooser::kRetryFirst);
+  plainNs = 1000;
+  EXPECT_EQ(callsUntilATry(true), 4 * ShmStoreChooser::kRetryFirst);  // that try: plain, fast
+  EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryFirst);
 }
 
 // Past the last-level cache, out of place, the split path keeps two pieces open

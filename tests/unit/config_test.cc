@@ -1,7 +1,9 @@
-// Config::fromEnv: the pipeline chunk and whether the user chose it.
+// Config::fromEnv: the pipeline chunk and whether the user chose it; the shm stores.
 #include "src/config.h"
 
 #include <gtest/gtest.h>
+
+#include <utility>
 
 #include "src/bootstrap/launch_env.h"
 
@@ -26,6 +28,23 @@ TEST(Config, APipelineChunkOutOfRangeIsRejectedWithTheVariableNamed) {
     EXPECT_NE(cfg.status().message().find("PLEXUS_CHUNK_BYTES"), std::string::npos)
         << cfg.status().toString();
   }
+}
+
+TEST(Config, ShmStoresAreAutoUnlessSetAndAnUnknownModeIsRejected) {
+  auto cfg = Config::fromEnv(bootstrap::mapEnv({}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().toString();
+  EXPECT_EQ(cfg->shmStores, ShmStores::kAuto);
+  for (auto [text, mode] : {std::pair<const char*, ShmStores>{"plain", ShmStores::kPlain},
+                            {"streaming", ShmStores::kStreaming},
+                            {"auto", ShmStores::kAuto}}) {
+    cfg = Config::fromEnv(bootstrap::mapEnv({{"PLEXUS_SHM_STORES", text}}));
+    ASSERT_TRUE(cfg.ok()) << cfg.status().toString();
+    EXPECT_EQ(cfg->shmStores, mode) << text;
+  }
+  cfg = Config::fromEnv(bootstrap::mapEnv({{"PLEXUS_SHM_STORES", "nt"}}));
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.status().message().find("PLEXUS_SHM_STORES='nt'"), std::string::npos)
+      << cfg.status().toString();
 }
 
 }  // namespace
