@@ -90,34 +90,54 @@ ShmStoreChooser::SizeClass& ShmStoreChooser::classOf(size_t bytes) {
   return classes_[log2];
 }
 
+void ShmStoreChooser::SizeClass::choose(bool streaming, double nsPerByte) {
+  streams = streaming;
+  recent = {};
+  recent[0] = nsPerByte;
+  calls = 1;
+  interval = untilTry = kRetryFirst;
+}
+
+double ShmStoreChooser::SizeClass::best() const {
+  double b = recent[0];
+  for (uint32_t i = 1; i < std::min(calls, kKeep); ++i) b = std::min(b, recent[i]);
+  return b;
+}
+
 bool ShmStoreChooser::streaming(size_t bytes) {
   if (mode_ != ShmStores::kAuto) return mode_ == ShmStores::kStreaming;
   const SizeClass& c = classOf(bytes);
-  if (c.nsPerByte[0] == 0) return false;  // one call of each first
-  if (c.nsPerByte[1] == 0) return true;
+  if (c.last[0] == 0) return false;  // one call of each first
+  if (c.last[1] == 0) return true;
   return c.untilTry == 0 ? !c.streams : c.streams;
 }
 
 void ShmStoreChooser::record(size_t bytes, bool streamed, double ns) {
   if (mode_ != ShmStores::kAuto || bytes == 0) return;
   SizeClass& c = classOf(bytes);
-  const bool hadBoth = c.nsPerByte[0] != 0 && c.nsPerByte[1] != 0;
-  // Never 0 ("none yet"): a clock too coarse to see the call counts it as one ns.
-  c.nsPerByte[streamed ? 1 : 0] = std::max(ns, 1.0) / static_cast<double>(bytes);
-  if (c.nsPerByte[0] == 0 || c.nsPerByte[1] == 0) return;
-  const bool faster = c.nsPerByte[1] < c.nsPerByte[0];
+  const bool hadBoth = c.last[0] != 0 && c.last[1] != 0;
+  // Never 0 ("none"): a clock too coarse to see the call counts it as one ns.
+  const double x = std::max(ns, 1.0) / static_cast<double>(bytes);
+  c.last[streamed ? 1 : 0] = x;
+  if (c.last[0] == 0 || c.last[1] == 0) return;
   if (!hadBoth) {  // the first choice
-    c.streams = faster;
-    c.interval = c.untilTry = kRetryFirst;
+    const bool faster = c.last[1] < c.last[0];
+    c.choose(faster, c.last[faster ? 1 : 0]);
   } else if (streamed != c.streams) {  // a try of the other
-    c.interval = faster == c.streams ? std::min(2 * c.interval, kRetryMost) : kRetryFirst;
-    c.streams = faster;
-    c.untilTry = c.interval;
-  } else if (faster != c.streams) {  // the choice got slower than the other's last
-    c.streams = faster;
-    c.interval = c.untilTry = kRetryFirst;
+    if (x < c.best()) {
+      c.choose(streamed, x);
+    } else {
+      c.interval = std::min(2 * c.interval, kRetryMost);
+      c.untilTry = c.interval;
+    }
   } else {
-    --c.untilTry;
+    c.recent[c.calls++ % kKeep] = x;
+    const double other = c.last[c.streams ? 0 : 1];
+    if (c.calls >= kKeep && c.best() > other) {  // all of its last kKeep calls slower
+      c.choose(!c.streams, other);
+    } else if (c.untilTry > 0) {
+      --c.untilTry;
+    }
   }
 }
 

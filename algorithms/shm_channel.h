@@ -63,17 +63,21 @@ inline constexpr double kShmCopyShare = kShmCachedReduceShare * 2 / 3;
 /// memory, from where the readers fetch them as fast in either state. Neither mode is right in
 /// both, the host gives no sign which it is in (both vCPUs report one L3) and the state changes
 /// within seconds, so kAuto measures: per size class (a power of two) it runs a call of each
-/// mode, then uses the one whose last call took fewer ns per byte, timing every call, and tries
-/// the other again after kRetryFirst calls of the class, then after twice as many each time the
-/// try confirms the choice (up to kRetryMost: a try of the slower mode costs a slow call), back
-/// to kRetryFirst when the choice changes. A state change shows at once in the mode in use (its
-/// time grows past the other's last) and in the other at its next try. The mode changes only
-/// what reaches memory when, never a value.
+/// mode, then uses the one whose call took fewer ns per byte, timing every call, and tries the
+/// other again after kRetryFirst calls of the class, then after twice as many each time the try
+/// confirms the choice (up to kRetryMost: a try of the slower mode costs a slow call), back to
+/// kRetryFirst when the choice changes. The choice is weighed by the best of its last kKeep
+/// calls, so that one call slowed by something else (a rank descheduled on an oversubscribed
+/// host) does not move it: a try of the other wins when it beats that best; the choice loses
+/// when all of its last kKeep calls are slower than the other's last try. So a state change
+/// shows within kKeep calls in the mode in use and at its next try in the other. The mode changes
+/// only what reaches memory when, never a value.
 class ShmStoreChooser {
  public:
   explicit ShmStoreChooser(ShmStores mode) : mode_(mode) {}
   static constexpr uint32_t kRetryFirst = 16;
   static constexpr uint32_t kRetryMost = 512;
+  static constexpr uint32_t kKeep = 4;
   /// Whether the next call of `bytes` should stream.
   bool streaming(size_t bytes);
   /// What a call of `bytes` that streamed or not took through the slots (a call that left them
@@ -82,10 +86,14 @@ class ShmStoreChooser {
 
  private:
   struct SizeClass {
-    std::array<double, 2> nsPerByte{};  // [plain, streaming]: the last call's; 0 = none yet
-    bool streams = false;               // the choice
-    uint32_t untilTry = 0;              // calls of the choice before the other's next try
-    uint32_t interval = kRetryFirst;    // untilTry after that try
+    std::array<double, 2> last{};        // ns per byte of the last call [plain, streaming]; 0: none
+    bool streams = false;                // the choice
+    std::array<double, kKeep> recent{};  // the choice's last calls (ring; 0: none)
+    uint32_t calls = 0;                  // of the choice since it was made
+    uint32_t untilTry = 0;               // calls of the choice before the other's next try
+    uint32_t interval = kRetryFirst;     // untilTry after that try
+    void choose(bool streaming, double nsPerByte);  // with its first call
+    double best() const;                            // of `recent`
   };
   SizeClass& classOf(size_t bytes);
 

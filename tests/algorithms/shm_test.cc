@@ -245,10 +245,10 @@ INSTANTIATE_TEST_SUITE_P(PlainStreamingAuto, ShmStoreModes,
                                   std::to_string(std::get<1>(info.param));
                          });
 
-// kAuto uses the mode whose last call of the size class took fewer ns per byte, after one call
-// of each; tries the other after kRetryFirst calls, twice as many after a try that confirms the
-// choice (up to kRetryMost), and switches at once when the choice's own call gets slower than
-// the other's last. Forced modes never change.
+// kAuto uses the mode whose call of the size class took fewer ns per byte, after one call of
+// each; tries the other after kRetryFirst calls, twice as many after a try that confirms the
+// choice (up to kRetryMost); one slow call of the choice does not move it, kKeep in a row
+// slower than the other's last do. Forced modes never change.
 TEST(ShmStoreChooser, KeepsTheFasterModeTriesTheOtherLessOftenAndFollowsAChange) {
   ShmStoreChooser plain(ShmStores::kPlain), streaming(ShmStores::kStreaming);
   for (int i = 0; i < 3; ++i) {
@@ -278,15 +278,20 @@ TEST(ShmStoreChooser, KeepsTheFasterModeTriesTheOtherLessOftenAndFollowsAChange)
   EXPECT_EQ(callsUntilATry(false), 4 * ShmStoreChooser::kRetryFirst);
   for (int i = 0; i < 8; ++i) callsUntilATry(false);
   EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryMost);
+  // One plain call slowed by something else (above streaming's 3000) moves nothing.
+  plainNs = 9000;
+  EXPECT_FALSE(call());
+  plainNs = 1000;
+  for (uint32_t i = 0; i < 2 * ShmStoreChooser::kKeep; ++i) EXPECT_FALSE(call());
   // Another size class keeps its own counts: one call of each first.
   EXPECT_FALSE(c.streaming(bytes * 4));
   c.record(bytes * 4, false, 4000);
   EXPECT_TRUE(c.streaming(bytes * 4));
-  // The state changes: plain gets slower than streaming's last, and the calls after it stream,
-  // with plain tried after kRetryFirst of them again; when plain is fast again, its next try
-  // switches back.
+  // The state changes: plain gets slower than streaming's last; after kKeep such calls the calls
+  // stream, with plain tried after kRetryFirst of them again; when plain is fast again, its next
+  // try switches back.
   plainNs = 5000;
-  EXPECT_FALSE(call());
+  for (uint32_t i = 0; i < ShmStoreChooser::kKeep; ++i) EXPECT_FALSE(call()) << i;
   EXPECT_EQ(callsUntilATry(true), ShmStoreChooser::kRetryFirst);
   EXPECT_EQ(callsUntilATry(true), 2 * ShmStoreChooser::kRetryFirst);
   plainNs = 1000;
