@@ -32,12 +32,11 @@
 // with the first piece of the slot path (and of streamingSplit).
 //
 // The split paths write what the others read from a rank's slot (the other blocks, the reduced
-// own block) with plain or streaming stores, as the channel's ShmStoreChooser says per call
+// own block) with plain or streaming stores, as its ShmStoreChooser says per call
 // (shm_channel.h): plain when the ranks' cores share a cache, streaming when they do not; with
 // streaming stores the own block is reduced into an L1 buffer, then streamed into the slot.
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -102,17 +101,7 @@ struct CopySpan {
 // 9808.
 constexpr size_t kInterleaveBytes = 4096;
 
-// Copies into this rank's slot with the stores its ShmStoreChooser chose (streaming ones
-// unfenced).
-void copyToSlot(bool streaming, uint8_t* dst, const uint8_t* src, size_t bytes) {
-  if (streaming) {
-    copyStreamingUnfenced(dst, src, bytes);
-  } else {
-    std::memcpy(dst, src, bytes);
-  }
-}
-
-// Copies `fill` into the slot (copyToSlot) and `drain` with streaming stores (unfenced), taking
+// Copies `fill` into the slot (copyIntoSlot) and `drain` with streaming stores (unfenced), taking
 // kInterleaveBytes of each in turn, so that the reads of the one and the writes of the other
 // reach memory together.
 void interleaveCopies(bool streamFill, const CopySpan* fill, size_t nFill, const CopySpan* drain,
@@ -121,7 +110,7 @@ void interleaveCopies(bool streamFill, const CopySpan* fill, size_t nFill, const
   while (i < nFill || j < nDrain) {
     if (i < nFill) {
       const size_t len = std::min(kInterleaveBytes, fill[i].bytes - at);
-      copyToSlot(streamFill, fill[i].dst + at, fill[i].src + at, len);
+      copyIntoSlot(streamFill, fill[i].dst + at, fill[i].src + at, len);
       if ((at += len) == fill[i].bytes) ++i, at = 0;
     }
     if (j < nDrain) {
@@ -137,7 +126,8 @@ constexpr size_t kPushBytes = 16 * 1024;
 
 class ShmAllReduce final : public Algorithm {
  public:
-  explicit ShmAllReduce(std::shared_ptr<ShmChannel> channel) : channel_(std::move(channel)) {}
+  explicit ShmAllReduce(std::shared_ptr<ShmChannel> channel)
+      : channel_(std::move(channel)), stores_(channel_->stores()) {}
   const char* name() const override { return "shm"; }
   const char* description() const override {
     return "shared memory among one node's ranks, no transport: one flag round per piece of up "
@@ -186,6 +176,7 @@ class ShmAllReduce final : public Algorithm {
             uint8_t* const* outs);
 
   std::shared_ptr<ShmChannel> channel_;
+  ShmStoreChooser stores_;
   std::vector<CopySpan> drain_;  // streamingSplit's, kept to spare an allocation per call
   ShmBufferPlaces places_{ShmBufferPlaces::Shared::kInputsAndOutputs};  // push stores into all
   std::vector<uint8_t> sum_ = std::vector<uint8_t>(kPushBytes);  // push's; the streaming step's
@@ -199,20 +190,17 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
                    req.bytes());
     return okStatus();
   }
-  // The split paths write what the others read (ShmStoreChooser; the unsplit path's pieces
-  // are too short to gain by streaming).
-  ShmStoreChooser& stores = channel_->stores();
-  const bool chooses = splitsTheReduction(ctx.size(), req.bytes());
-  streaming_ = chooses && stores.streaming(req.bytes());
-  zeroCopied_ = false;
-  const auto start = std::chrono::steady_clock::now();
-  PLEXUS_TRY(slots(req, ctx, req.bytes() >= kShmZeroCopyFromBytes));
-  if (chooses && !zeroCopied_) {
-    stores.record(
-        req.bytes(), streaming_,
-        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
+  const bool ask = req.bytes() >= kShmZeroCopyFromBytes;
+  // The split paths write what the others read (stores_; the unsplit path's pieces are too
+  // short to gain by streaming).
+  static_assert(kSplitFromBytes == kShmStoreChoiceFromBytes);
+  if (!splitsTheReduction(ctx.size(), req.bytes())) {
+    streaming_ = false;
+    return slots(req, ctx, ask);
   }
-  return okStatus();
+  zeroCopied_ = false;
+  return stores_.timeCall(req.bytes(), req.send == req.recv, &streaming_, &zeroCopied_,
+                          [&] { return slots(req, ctx, ask); });
 }
 
 // The split paths' own block when this rank streams into its slot: reduced kInterleaveBytes at
@@ -281,8 +269,8 @@ Status ShmAllReduce::slots(const CollectiveRequest& req, CollectiveContext& ctx,
       const size_t after = own + ownBytes;
       uint8_t* mine = pieces.slot(me);
       if (!leftOut) {
-        copyToSlot(streaming_, mine, src, own);
-        copyToSlot(streaming_, mine + after, src + after, cnt * elem - after);
+        copyIntoSlot(streaming_, mine, src, own);
+        copyIntoSlot(streaming_, mine + after, src + after, cnt * elem - after);
         if (streaming_) streamingFence();
       }
       PLEXUS_TRY(pieces.share());

@@ -1,6 +1,7 @@
 #include "algorithms/shm_channel.h"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "src/check.h"
@@ -83,11 +84,10 @@ size_t shmSlotBytes(int worldSize) {
   return std::clamp(fit, kMinSlotBytes, kMaxSlotBytes);
 }
 
-// The region: [sleepers | pad][(Filled × parts, Progress) × n][slot × n] × parts.
-ShmStoreChooser::SizeClass& ShmStoreChooser::classOf(size_t bytes) {
+ShmStoreChooser::SizeClass& ShmStoreChooser::classOf(size_t bytes, bool inPlace) {
   size_t log2 = 0;
   while ((bytes >> 1 >> log2) != 0) ++log2;
-  return classes_[log2];
+  return classes_[2 * log2 + (inPlace ? 1 : 0)];
 }
 
 void ShmStoreChooser::SizeClass::choose(bool streaming, double nsPerByte) {
@@ -104,27 +104,38 @@ double ShmStoreChooser::SizeClass::best() const {
   return b;
 }
 
-bool ShmStoreChooser::streaming(size_t bytes) {
+void copyIntoSlot(bool streaming, uint8_t* dst, const uint8_t* src, size_t bytes) {
+  if (streaming) {
+    copyStreamingUnfenced(dst, src, bytes);
+  } else {
+    std::memcpy(dst, src, bytes);
+  }
+}
+
+bool ShmStoreChooser::streaming(size_t bytes, bool inPlace) {
   if (mode_ != ShmStores::kAuto) return mode_ == ShmStores::kStreaming;
-  const SizeClass& c = classOf(bytes);
-  if (c.last[0] == 0) return false;  // one call of each first
-  if (c.last[1] == 0) return true;
+  const SizeClass& c = classOf(bytes, inPlace);
+  if (c.seeds < kSeeds) return c.seeds == 1;  // plain, streaming, plain
   return c.untilTry == 0 ? !c.streams : c.streams;
 }
 
-void ShmStoreChooser::record(size_t bytes, bool streamed, double ns) {
+void ShmStoreChooser::record(size_t bytes, bool streamed, double ns, bool inPlace) {
   if (mode_ != ShmStores::kAuto || bytes == 0) return;
-  SizeClass& c = classOf(bytes);
-  const bool hadBoth = c.last[0] != 0 && c.last[1] != 0;
+  SizeClass& c = classOf(bytes, inPlace);
   // Never 0 ("none"): a clock too coarse to see the call counts it as one ns.
   const double x = std::max(ns, 1.0) / static_cast<double>(bytes);
-  c.last[streamed ? 1 : 0] = x;
-  if (c.last[0] == 0 || c.last[1] == 0) return;
-  if (!hadBoth) {  // the first choice
-    const bool faster = c.last[1] < c.last[0];
-    c.choose(faster, c.last[faster ? 1 : 0]);
-  } else if (streamed != c.streams) {  // a try of the other
-    if (x < c.best()) {
+  double& last = c.last[streamed ? 1 : 0];
+  if (c.seeds < kSeeds) {  // the best of the seeding calls of each mode
+    last = last == 0 ? x : std::min(last, x);
+    if (++c.seeds == kSeeds) {
+      const bool faster = c.last[1] < c.last[0];
+      c.choose(faster, c.last[faster ? 1 : 0]);
+    }
+    return;
+  }
+  last = x;
+  if (streamed != c.streams) {  // a try of the other
+    if (x * kMargin < c.best()) {
       c.choose(streamed, x);
     } else {
       c.interval = std::min(2 * c.interval, kRetryMost);
@@ -133,7 +144,7 @@ void ShmStoreChooser::record(size_t bytes, bool streamed, double ns) {
   } else {
     c.recent[c.calls++ % kKeep] = x;
     const double other = c.last[c.streams ? 0 : 1];
-    if (c.calls >= kKeep && c.best() > other) {  // all of its last kKeep calls slower
+    if (c.calls >= kKeep && c.best() > other * kMargin) {  // all its last kKeep calls slower
       c.choose(!c.streams, other);
     } else if (c.untilTry > 0) {
       --c.untilTry;
@@ -141,6 +152,7 @@ void ShmStoreChooser::record(size_t bytes, bool streamed, double ns) {
   }
 }
 
+// The region: [sleepers | pad][(Filled × parts, Progress) × n][slot × n] × parts.
 size_t shmRegionBytes(int worldSize) {
   const auto n = static_cast<size_t>(worldSize);
   const size_t parts = shmParts(worldSize);

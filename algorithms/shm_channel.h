@@ -25,6 +25,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -60,33 +61,60 @@ inline constexpr double kShmCopyShare = kShmCachedReduceShare * 2 / 3;
 /// (hand-off ~40 ns, bench/core_link.cc) and sometimes do not (~165 ns), a 2-rank 8 MiB
 /// all-reduce took 650-780 us with plain stores and 1050-1470 with streaming ones in the first
 /// state, and 3920-4400 against 890-1000 in the second. Streaming stores send the lines to
-/// memory, from where the readers fetch them as fast in either state. Neither mode is right in
+/// memory, from where the readers fetch them at memory speed in either state: slower than from a
+/// shared cache, far faster than line by line from another core's. Neither mode is right in
 /// both, the host gives no sign which it is in (both vCPUs report one L3) and the state changes
-/// within seconds, so kAuto measures: per size class (a power of two) it runs a call of each
-/// mode, then uses the one whose call took fewer ns per byte, timing every call, and tries the
+/// within seconds, so kAuto measures. Each shm algorithm keeps a chooser of its own (their
+/// times per byte differ); per size class (a power of two, in place or not) it seeds each
+/// mode (kSeeds), then uses the one whose calls took fewer ns per byte, timing every call, and
+/// tries the
 /// other again after kRetryFirst calls of the class, then after twice as many each time the try
 /// confirms the choice (up to kRetryMost: a try of the slower mode costs a slow call), back to
 /// kRetryFirst when the choice changes. The choice is weighed by the best of its last kKeep
 /// calls, so that one call slowed by something else (a rank descheduled on an oversubscribed
-/// host) does not move it: a try of the other wins when it beats that best; the choice loses
-/// when all of its last kKeep calls are slower than the other's last try. So a state change
-/// shows within kKeep calls in the mode in use and at its next try in the other. The mode changes
-/// only what reaches memory when, never a value.
+/// host) does not move it: a try of the other wins when it beats that best by kMargin; the
+/// choice loses when all of its last kKeep calls are slower than the other's last try by as
+/// much (the modes differ by 1.5-5x where it matters; where their times overlap, the margin
+/// keeps the choice from flapping: a 2-rank 1 MiB all-gather took 39-52 us plain and 57-102
+/// streaming with the cores near, and without it the automatic choice took 60-80). So a state
+/// change shows within kKeep calls in the mode in use and at its next try in the other. The mode
+/// changes only what reaches memory when, never a value.
 class ShmStoreChooser {
  public:
   explicit ShmStoreChooser(ShmStores mode) : mode_(mode) {}
   static constexpr uint32_t kRetryFirst = 16;
   static constexpr uint32_t kRetryMost = 512;
   static constexpr uint32_t kKeep = 4;
-  /// Whether the next call of `bytes` should stream.
-  bool streaming(size_t bytes);
+  static constexpr double kMargin = 1.25;
+  /// Seeding calls of a class: plain, streaming, plain (the first call of a size may pay for
+  /// the buffers' first touch; the best of each mode counts).
+  static constexpr uint8_t kSeeds = 3;
+  /// Whether the next call of `bytes` (in place or not: a class of its own) should stream.
+  bool streaming(size_t bytes, bool inPlace = false);
   /// What a call of `bytes` that streamed or not took through the slots (a call that left them
   /// for zero copy reports nothing).
-  void record(size_t bytes, bool streamed, double ns);
+  void record(size_t bytes, bool streamed, double ns, bool inPlace = false);
+  /// Sets *streamingOut to the mode chosen for the call, runs `run()` (a Status), timed, and
+  /// records it when it succeeds and *leftTheSlots (which `run` may set) is false.
+  template <typename Run>
+  Status timeCall(size_t bytes, bool inPlace, bool* streamingOut, const bool* leftTheSlots,
+                  Run&& run) {
+    *streamingOut = streaming(bytes, inPlace);
+    const auto start = std::chrono::steady_clock::now();
+    Status status = run();
+    if (status.ok() && !*leftTheSlots) {
+      record(bytes, *streamingOut,
+             std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
+                 .count(),
+             inPlace);
+    }
+    return status;
+  }
 
  private:
   struct SizeClass {
-    std::array<double, 2> last{};        // ns per byte of the last call [plain, streaming]; 0: none
+    uint8_t seeds = 0;                   // seeding calls so far
+    std::array<double, 2> last{};        // ns per byte of the last call [plain, streaming]
     bool streams = false;                // the choice
     std::array<double, kKeep> recent{};  // the choice's last calls (ring; 0: none)
     uint32_t calls = 0;                  // of the choice since it was made
@@ -95,11 +123,19 @@ class ShmStoreChooser {
     void choose(bool streaming, double nsPerByte);  // with its first call
     double best() const;                            // of `recent`
   };
-  SizeClass& classOf(size_t bytes);
+  SizeClass& classOf(size_t bytes, bool inPlace);
 
   ShmStores mode_;
-  std::array<SizeClass, 64> classes_{};
+  std::array<SizeClass, 128> classes_{};  // by log2 of the bytes, in place or not
 };
+
+/// Copies into this rank's slot with plain or streaming stores (ShmStoreChooser; streaming ones
+/// unfenced: streamingFence() before the part is published).
+void copyIntoSlot(bool streaming, uint8_t* dst, const uint8_t* src, size_t bytes);
+
+/// Where the shm collectives start choosing how to write their slots (ShmStoreChooser): the
+/// split all-reduce's threshold, and the reduce-scatter's and all-gather's longer buffer.
+inline constexpr size_t kShmStoreChoiceFromBytes = 32 * 1024;
 
 /// The region and the count of pieces this rank has run through it, shared by the shm
 /// algorithms of one communicator.
@@ -111,8 +147,9 @@ class ShmChannel {
   Status available(const char* algorithm, int worldSize) const;
   /// The other ranks' memAlloc buffers this rank has mapped (the zero-copy all-reduce).
   PeerMappings& peers() { return peers_; }
-  /// How this rank writes what the others read from its slot.
-  ShmStoreChooser& stores() { return stores_; }
+  /// How this rank writes what the others read from its slot (each algorithm keeps its own
+  /// ShmStoreChooser of this mode: their times per byte differ).
+  ShmStores stores() const { return stores_; }
 
  private:
   friend class ShmPieces;
@@ -122,7 +159,7 @@ class ShmChannel {
   // piece whose wait that value already satisfies reads nothing (ShmPieces::next).
   std::vector<uint32_t> seenDone_;
   PeerMappings peers_;
-  ShmStoreChooser stores_;
+  ShmStores stores_;
 };
 
 /// One collective's walk through the channel's region, piece by piece (see the file comment).

@@ -26,6 +26,9 @@
 // all-gather reads and writes (n−1)·S (the S written into the slot saved), each with two flag
 // rounds in all instead of one per piece.
 //
+// Each rank fills its slot with plain or streaming stores, as its ShmStoreChooser says per call
+// (shm_channel.h), from a longer buffer of kShmStoreChoiceFromBytes.
+//
 // Reductions run in rank order whichever rank runs them, so results are the same on every run.
 #include <algorithm>
 #include <cmath>
@@ -53,7 +56,8 @@ double flagRoundsUs(double bytes, size_t bytesPerPiece, const CostModel& m) {
 // enough, and the zero copy itself, where each rank pulls from the others' inputs (pull()).
 class ShmGatherOrScatter : public Algorithm {
  public:
-  explicit ShmGatherOrScatter(std::shared_ptr<ShmChannel> channel) : channel_(std::move(channel)) {}
+  explicit ShmGatherOrScatter(std::shared_ptr<ShmChannel> channel)
+      : channel_(std::move(channel)), stores_(channel_->stores()) {}
   const char* name() const override { return "shm"; }
 
   Status run(const CollectiveRequest& req, CollectiveContext& ctx) final {
@@ -63,7 +67,19 @@ class ShmGatherOrScatter : public Algorithm {
       return okStatus();
     }
     // The longer buffer (the reduce-scatter's input, the all-gather's output) holds n blocks.
-    return slots(req, ctx, static_cast<size_t>(ctx.size()) * req.bytes() >= kShmZeroCopyFromBytes);
+    const size_t longer = static_cast<size_t>(ctx.size()) * req.bytes();
+    const bool ask = longer >= kShmZeroCopyFromBytes;
+    if (longer < kShmStoreChoiceFromBytes) {
+      streaming_ = false;
+      return slots(req, ctx, ask);
+    }
+    zeroCopied_ = false;
+    // In place (the shorter buffer inside the longer) is a class of its own.
+    const auto* send = static_cast<const uint8_t*>(req.send);
+    const auto* recv = static_cast<const uint8_t*>(req.recv);
+    const bool inPlace = send <= recv ? recv < send + longer : send < recv + longer;
+    return stores_.timeCall(longer, inPlace, &streaming_, &zeroCopied_,
+                            [&] { return slots(req, ctx, ask); });
   }
 
  protected:
@@ -90,6 +106,7 @@ class ShmGatherOrScatter : public Algorithm {
     first.finish();
     if (verdict == ShmBufferPlaces::Verdict::kZeroCopy) {
       bool done = false;
+      zeroCopied_ = true;  // nothing here measures the slots (and if it goes back to them: a mix)
       *status = places_.run(
           *channel_, ctx, req, what(), sendBytes(req, n), recvBytes(req, n),
           [&](const uint8_t* const* ins, uint8_t* const* outs) { pull(req, n, me, ins, outs[me]); },
@@ -108,6 +125,9 @@ class ShmGatherOrScatter : public Algorithm {
 
   std::shared_ptr<ShmChannel> channel_;
   ShmBufferPlaces places_{ShmBufferPlaces::Shared::kInputs};  // pull reads the others' inputs
+  ShmStoreChooser stores_;
+  bool streaming_ = false;   // this call fills its slot with streaming stores (stores_)
+  bool zeroCopied_ = false;  // this call left the slots for zero copy
 };
 
 class ShmReduceScatter final : public ShmGatherOrScatter {
@@ -156,8 +176,11 @@ class ShmReduceScatter final : public ShmGatherOrScatter {
       const bool first = ask && at == 0;
       if (!(first && noteFirst(pieces, req, n))) {
         for (int j = 0; j < n; ++j) {  // block j's piece at j·len of the slot, but its own
-          if (j != me) std::memcpy(pieces.slot(me) + j * len, in + (j * count + at) * elem, len);
+          if (j != me) {
+            copyIntoSlot(streaming_, pieces.slot(me) + j * len, in + (j * count + at) * elem, len);
+          }
         }
+        if (streaming_) streamingFence();
       }
       PLEXUS_TRY(pieces.share());
       Status left;
@@ -237,7 +260,8 @@ class ShmAllGather final : public ShmGatherOrScatter {
       PLEXUS_TRY(pieces.next());
       const bool first = ask && at == 0;
       if (!(first && noteFirst(pieces, req, n))) {
-        std::memcpy(pieces.slot(me), in + at * elem, len);
+        copyIntoSlot(streaming_, pieces.slot(me), in + at * elem, len);
+        if (streaming_) streamingFence();
         // This rank's own block, from the piece just read (in the cache).
         copyUnlessSame(out + (me * count + at) * elem, in + at * elem, len);
       }

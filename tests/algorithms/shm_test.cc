@@ -237,6 +237,62 @@ TEST_P(ShmStoreModes, EveryModeGivesTheSumInRankOrderBitForBit) {
       o));
 }
 
+// The reduce-scatter and the all-gather fill their slots as the mode says too: blocks of 8193
+// f32 (the longer buffer past kShmStoreChoiceFromBytes) and 200003, out of place and in place
+// (the reduce-scatter's output is block r of its input, the all-gather's input block r of its
+// output), every element against the rank-order sum / the senders' values, twice per size (auto
+// runs a call of each mode first).
+TEST_P(ShmStoreModes, ReduceScattersAndAllGathersGiveTheSameBitsInEveryMode) {
+  WorldOptions o;
+  o.env["PLEXUS_ALGO"] = "allgather:shm;reducescatter:shm";
+  o.env["PLEXUS_SHM_STORES"] = std::get<0>(GetParam());
+  ASSERT_TRUE(runWorld(
+      std::get<1>(GetParam()),
+      [](Communicator& comm) {
+        const int n = comm.size(), me = comm.rank();
+        auto value = [](int rank, size_t i) {
+          return static_cast<float>((static_cast<size_t>(rank) * 7919 + i * 104729) % 100003) /
+                     977.0f +
+                 0.1f * static_cast<float>(rank);
+        };
+        for (size_t count : {size_t{8193}, size_t{200003}}) {
+          const size_t all = count * static_cast<size_t>(n);
+          for (int round = 0; round < 2; ++round) {
+            std::vector<float> in(all), out(count), gathered(all);
+            for (size_t i = 0; i < all; ++i) in[i] = value(me, i);
+            ASSERT_TRUE(
+                comm.reduceScatter(in.data(), out.data(), count, DataType::kFloat32, ReduceOp::kSum)
+                    .ok());
+            float* inPlace = in.data() + static_cast<size_t>(me) * count;
+            ASSERT_TRUE(
+                comm.reduceScatter(in.data(), inPlace, count, DataType::kFloat32, ReduceOp::kSum)
+                    .ok());
+            for (size_t i = 0; i < count; ++i) {
+              const size_t at = static_cast<size_t>(me) * count + i;
+              float want = value(0, at);
+              for (int r = 1; r < n; ++r) want += value(r, at);
+              ASSERT_EQ(out[i], want) << count << " reduce-scatter, element " << i;
+              ASSERT_EQ(inPlace[i], want) << count << " reduce-scatter in place, element " << i;
+            }
+            std::vector<float> mine(count);
+            for (size_t i = 0; i < count; ++i) mine[i] = value(me, i);
+            ASSERT_TRUE(
+                comm.allGather(mine.data(), gathered.data(), count, DataType::kFloat32).ok());
+            std::copy(mine.begin(), mine.end(), in.begin() + static_cast<ptrdiff_t>(me * count));
+            ASSERT_TRUE(comm.allGather(in.data() + static_cast<size_t>(me) * count, in.data(),
+                                       count, DataType::kFloat32)
+                            .ok());
+            for (size_t i = 0; i < all; ++i) {
+              const float want = value(static_cast<int>(i / count), i % count);
+              ASSERT_EQ(gathered[i], want) << count << " all-gather, element " << i;
+              ASSERT_EQ(in[i], want) << count << " all-gather in place, element " << i;
+            }
+          }
+        }
+      },
+      o));
+}
+
 INSTANTIATE_TEST_SUITE_P(PlainStreamingAuto, ShmStoreModes,
                          ::testing::Combine(::testing::Values("plain", "streaming", "auto"),
                                             ::testing::Values(2, 3)),
@@ -245,10 +301,11 @@ INSTANTIATE_TEST_SUITE_P(PlainStreamingAuto, ShmStoreModes,
                                   std::to_string(std::get<1>(info.param));
                          });
 
-// kAuto uses the mode whose call of the size class took fewer ns per byte, after one call of
-// each; tries the other after kRetryFirst calls, twice as many after a try that confirms the
-// choice (up to kRetryMost); one slow call of the choice does not move it, kKeep in a row
-// slower than the other's last do. Forced modes never change.
+// kAuto seeds a size class with plain, streaming, plain (the best of each counts: a first call
+// may pay for fresh buffers) and uses the faster; tries the other after kRetryFirst calls, twice
+// as many after a try that confirms the choice (up to kRetryMost); a try wins, and kKeep calls
+// of the choice in a row lose, only by kMargin; one slow call of the choice moves nothing.
+// Forced modes never change. Separate classes per power of two, in place or not.
 TEST(ShmStoreChooser, KeepsTheFasterModeTriesTheOtherLessOftenAndFollowsAChange) {
   ShmStoreChooser plain(ShmStores::kPlain), streaming(ShmStores::kStreaming);
   for (int i = 0; i < 3; ++i) {
@@ -265,8 +322,11 @@ TEST(ShmStoreChooser, KeepsTheFasterModeTriesTheOtherLessOftenAndFollowsAChange)
     c.record(bytes, s, s ? streamNs : plainNs);
     return s;
   };
-  EXPECT_FALSE(call());  // one of each
+  plainNs = 9000;        // the first call, on cold buffers
+  EXPECT_FALSE(call());  // the seeds: plain, streaming, plain
+  plainNs = 1000;
   EXPECT_TRUE(call());
+  EXPECT_FALSE(call());
   // Calls until the next try of the other mode (streaming), counting the choice's calls.
   auto callsUntilATry = [&](bool choice) {
     uint32_t calls = 0;
@@ -274,7 +334,9 @@ TEST(ShmStoreChooser, KeepsTheFasterModeTriesTheOtherLessOftenAndFollowsAChange)
     return calls;
   };
   EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryFirst);
-  EXPECT_EQ(callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);  // the try confirmed
+  streamNs = 900;  // faster, but not by kMargin: the try confirms plain
+  EXPECT_EQ(callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);
+  streamNs = 3000;
   EXPECT_EQ(callsUntilATry(false), 4 * ShmStoreChooser::kRetryFirst);
   for (int i = 0; i < 8; ++i) callsUntilATry(false);
   EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryMost);
@@ -283,10 +345,13 @@ TEST(ShmStoreChooser, KeepsTheFasterModeTriesTheOtherLessOftenAndFollowsAChange)
   EXPECT_FALSE(call());
   plainNs = 1000;
   for (uint32_t i = 0; i < 2 * ShmStoreChooser::kKeep; ++i) EXPECT_FALSE(call());
-  // Another size class keeps its own counts: one call of each first.
+  // Another size class keeps its own counts, and so does the same size in place: seeds first.
   EXPECT_FALSE(c.streaming(bytes * 4));
   c.record(bytes * 4, false, 4000);
   EXPECT_TRUE(c.streaming(bytes * 4));
+  EXPECT_FALSE(c.streaming(bytes, true));
+  c.record(bytes, false, 4000, true);
+  EXPECT_TRUE(c.streaming(bytes, true));
   // The state changes: plain gets slower than streaming's last; after kKeep such calls the calls
   // stream, with plain tried after kRetryFirst of them again; when plain is fast again, its next
   // try switches back.
