@@ -154,41 +154,19 @@ TEST(Shm, BackToBackShortAllReducesEachSeeTheirOwnValues) {
       o));
 }
 
-// Past the last-level cache (every rank's input and output together), the split path writes
-// the output with streaming stores out of place, and plainly in place: an odd count (blocks not
-// 16-byte aligned) into a misaligned output, then in place, checked element by element.
-TEST(Shm, AllReducesPastTheLastLevelCacheAreRightOutOfPlaceAndInPlace) {
-  WorldOptions o;
-  o.env["PLEXUS_ALGO"] = "allreduce:shm";
-  const size_t count = lastLevelCacheBytes() / (2 * 2 * sizeof(float)) + 1001;
-  ASSERT_TRUE(runWorld(
-      2,
-      [count](Communicator& comm) {
-        const int me = comm.rank();
-        std::vector<float> in(count), out(count + 1, -1.0f);
-        auto value = [](int rank, size_t i) { return static_cast<float>((rank + 1) * (i % 1000)); };
-        for (size_t i = 0; i < count; ++i) in[i] = value(me, i);
-        ASSERT_TRUE(
-            comm.allReduce(in.data(), out.data() + 1, count, DataType::kFloat32, ReduceOp::kSum)
-                .ok());
-        ASSERT_TRUE(
-            comm.allReduce(in.data(), in.data(), count, DataType::kFloat32, ReduceOp::kSum).ok());
-        EXPECT_EQ(out[0], -1.0f);
-        for (size_t i = 0; i < count; ++i) {
-          const float want = value(0, i) + value(1, i);
-          ASSERT_EQ(out[i + 1], want) << "out of place, element " << i;
-          ASSERT_EQ(in[i], want) << "in place, element " << i;
-        }
-      },
-      o));
+// Values whose sums round (so an operand out of order or a block from the wrong place shows).
+float roundingValue(int rank, size_t i) {
+  return static_cast<float>((static_cast<size_t>(rank) * 7919 + i * 104729) % 100003) / 977.0f +
+         0.1f * static_cast<float>(rank);
 }
 
 // However a rank writes its slot (ShmStoreChooser: plain, streaming, or chosen per call by
 // measuring), every path of the split all-reduce gives the bits of the sum in rank order: one
 // piece (8193 f32, the split's threshold), many pieces in the cache, and past the last-level
-// cache (streamingSplit), out of place into a misaligned output and in place; and f64 avg (the
-// division before the slot is written) on the two longer ones. Floats whose sums round, so an
-// operand out of order or a block from the wrong place shows.
+// cache (streamingSplit, which streams the output out of place; an odd count, so blocks are not
+// 16-byte aligned), out of place into a misaligned output and in place (plainly: the lines it
+// writes are the ones it has just read); and f64 avg (the division before the slot is written)
+// on the two longer ones.
 class ShmStoreModes : public ::testing::TestWithParam<std::tuple<const char*, int>> {};
 
 TEST_P(ShmStoreModes, EveryModeGivesTheSumInRankOrderBitForBit) {
@@ -201,14 +179,9 @@ TEST_P(ShmStoreModes, EveryModeGivesTheSumInRankOrderBitForBit) {
       n,
       [n, past](Communicator& comm) {
         const int me = comm.rank();
-        auto value = [](int rank, size_t i) {
-          return static_cast<float>((static_cast<size_t>(rank) * 7919 + i * 104729) % 100003) /
-                     977.0f +
-                 0.1f * static_cast<float>(rank);
-        };
         for (size_t count : {size_t{8193}, size_t{200003}, past}) {
           std::vector<float> in(count), out(count + 1, -1.0f);
-          for (size_t i = 0; i < count; ++i) in[i] = value(me, i);
+          for (size_t i = 0; i < count; ++i) in[i] = roundingValue(me, i);
           ASSERT_TRUE(
               comm.allReduce(in.data(), out.data() + 1, count, DataType::kFloat32, ReduceOp::kSum)
                   .ok());
@@ -216,20 +189,20 @@ TEST_P(ShmStoreModes, EveryModeGivesTheSumInRankOrderBitForBit) {
               comm.allReduce(in.data(), in.data(), count, DataType::kFloat32, ReduceOp::kSum).ok());
           EXPECT_EQ(out[0], -1.0f);
           for (size_t i = 0; i < count; ++i) {
-            float want = value(0, i);
-            for (int r = 1; r < n; ++r) want += value(r, i);
+            float want = roundingValue(0, i);
+            for (int r = 1; r < n; ++r) want += roundingValue(r, i);
             ASSERT_EQ(out[i + 1], want) << count << " f32 out of place, element " << i;
             ASSERT_EQ(in[i], want) << count << " f32 in place, element " << i;
           }
           if (count == 8193) continue;
           std::vector<double> din(count), dout(count);
-          for (size_t i = 0; i < count; ++i) din[i] = value(me, i);
+          for (size_t i = 0; i < count; ++i) din[i] = roundingValue(me, i);
           ASSERT_TRUE(
               comm.allReduce(din.data(), dout.data(), count, DataType::kFloat64, ReduceOp::kAvg)
                   .ok());
           for (size_t i = 0; i < count; ++i) {
-            double sum = value(0, i);
-            for (int r = 1; r < n; ++r) sum += value(r, i);
+            double sum = roundingValue(0, i);
+            for (int r = 1; r < n; ++r) sum += roundingValue(r, i);
             ASSERT_EQ(dout[i], sum / n) << count << " f64 avg, element " << i;
           }
         }
@@ -250,16 +223,11 @@ TEST_P(ShmStoreModes, ReduceScattersAndAllGathersGiveTheSameBitsInEveryMode) {
       std::get<1>(GetParam()),
       [](Communicator& comm) {
         const int n = comm.size(), me = comm.rank();
-        auto value = [](int rank, size_t i) {
-          return static_cast<float>((static_cast<size_t>(rank) * 7919 + i * 104729) % 100003) /
-                     977.0f +
-                 0.1f * static_cast<float>(rank);
-        };
         for (size_t count : {size_t{8193}, size_t{200003}}) {
           const size_t all = count * static_cast<size_t>(n);
           for (int round = 0; round < 2; ++round) {
             std::vector<float> in(all), out(count), gathered(all);
-            for (size_t i = 0; i < all; ++i) in[i] = value(me, i);
+            for (size_t i = 0; i < all; ++i) in[i] = roundingValue(me, i);
             ASSERT_TRUE(
                 comm.reduceScatter(in.data(), out.data(), count, DataType::kFloat32, ReduceOp::kSum)
                     .ok());
@@ -269,13 +237,13 @@ TEST_P(ShmStoreModes, ReduceScattersAndAllGathersGiveTheSameBitsInEveryMode) {
                     .ok());
             for (size_t i = 0; i < count; ++i) {
               const size_t at = static_cast<size_t>(me) * count + i;
-              float want = value(0, at);
-              for (int r = 1; r < n; ++r) want += value(r, at);
+              float want = roundingValue(0, at);
+              for (int r = 1; r < n; ++r) want += roundingValue(r, at);
               ASSERT_EQ(out[i], want) << count << " reduce-scatter, element " << i;
               ASSERT_EQ(inPlace[i], want) << count << " reduce-scatter in place, element " << i;
             }
             std::vector<float> mine(count);
-            for (size_t i = 0; i < count; ++i) mine[i] = value(me, i);
+            for (size_t i = 0; i < count; ++i) mine[i] = roundingValue(me, i);
             ASSERT_TRUE(
                 comm.allGather(mine.data(), gathered.data(), count, DataType::kFloat32).ok());
             std::copy(mine.begin(), mine.end(), in.begin() + static_cast<ptrdiff_t>(me * count));
@@ -283,7 +251,7 @@ TEST_P(ShmStoreModes, ReduceScattersAndAllGathersGiveTheSameBitsInEveryMode) {
                                        count, DataType::kFloat32)
                             .ok());
             for (size_t i = 0; i < all; ++i) {
-              const float want = value(static_cast<int>(i / count), i % count);
+              const float want = roundingValue(static_cast<int>(i / count), i % count);
               ASSERT_EQ(gathered[i], want) << count << " all-gather, element " << i;
               ASSERT_EQ(in[i], want) << count << " all-gather in place, element " << i;
             }
