@@ -124,7 +124,7 @@ struct SharedRegion;
 /// How a rank writes the parts of its shared-memory slot that other ranks read (ShmChannel;
 /// PLEXUS_SHM_STORES).
 enum class ShmStores {
-  kAuto,       ///< each communicator measures both below and keeps the faster, per size
+  kAuto,       ///< each shm algorithm times both and keeps the faster, per size (ShmStoreChooser)
   kPlain,      ///< plain stores: the lines stay in the writer's cache
   kStreaming,  ///< streaming (non-temporal) stores: the lines go to memory
 };

@@ -67,18 +67,18 @@ inline constexpr double kShmCopyShare = kShmCachedReduceShare * 2 / 3;
 /// within seconds, so kAuto measures. Each shm algorithm keeps a chooser of its own (their
 /// times per byte differ); per size class (a power of two, in place or not) it seeds each
 /// mode (kSeeds), then uses the one whose calls took fewer ns per byte, timing every call, and
-/// tries the
-/// other again after kRetryFirst calls of the class, then after twice as many each time the try
-/// confirms the choice (up to kRetryMost: a try of the slower mode costs a slow call), back to
-/// kRetryFirst when the choice changes. The choice is weighed by the best of its last kKeep
-/// calls, so that one call slowed by something else (a rank descheduled on an oversubscribed
-/// host) does not move it: a try of the other wins when it beats that best by kMargin; the
-/// choice loses when all of its last kKeep calls are slower than the other's last try by as
-/// much (the modes differ by 1.5-5x where it matters; where their times overlap, the margin
-/// keeps the choice from flapping: a 2-rank 1 MiB all-gather took 39-52 us plain and 57-102
-/// streaming with the cores near, and without it the automatic choice took 60-80). So a state
-/// change shows within kKeep calls in the mode in use and at its next try in the other. The mode
-/// changes only what reaches memory when, never a value.
+/// tries the other again after kRetryFirst calls of the class, then after twice as many each
+/// time the try confirms the choice (up to kRetryMost: a try of the slower mode costs a slow
+/// call), back to kRetryFirst when the choice changes. The choice is weighed by the best of its
+/// last kKeep calls, so that one call slowed by something else (a rank descheduled on an
+/// oversubscribed host) does not move it: a try of the other wins when it beats that best by
+/// kMargin; the choice loses when all of its last kKeep calls are slower than the other's last try
+/// by as much (the modes differ by 1.5-5x where it matters; where their times overlap, the margin
+/// keeps the choice from flapping). A 2-rank 1 MiB all-gather with the cores near took 39-52 us
+/// plain and 57-102 streaming; the automatic choice, with one seeding call of each and no
+/// margin, 57-89, and as it is, 40-48. So a state change shows within kKeep calls in the mode
+/// in use and at its next try in the other. The mode changes only what reaches memory when,
+/// never a value.
 class ShmStoreChooser {
  public:
   explicit ShmStoreChooser(ShmStores mode) : mode_(mode) {}

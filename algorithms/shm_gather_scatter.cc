@@ -74,10 +74,12 @@ class ShmGatherOrScatter : public Algorithm {
       return slots(req, ctx, ask);
     }
     zeroCopied_ = false;
-    // In place (the shorter buffer inside the longer) is a class of its own.
+    // In place (one buffer starts inside the other) is a class of its own.
     const auto* send = static_cast<const uint8_t*>(req.send);
     const auto* recv = static_cast<const uint8_t*>(req.recv);
-    const bool inPlace = send <= recv ? recv < send + longer : send < recv + longer;
+    const int n = ctx.size();
+    const bool inPlace = (send <= recv && recv < send + sendBytes(req, n)) ||
+                         (recv <= send && send < recv + recvBytes(req, n));
     return stores_.timeCall(longer, inPlace, &streaming_, &zeroCopied_,
                             [&] { return slots(req, ctx, ask); });
   }
