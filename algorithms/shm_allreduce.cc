@@ -180,8 +180,6 @@ class ShmAllReduce final : public Algorithm {
   std::vector<CopySpan> drain_;  // streamingSplit's, kept to spare an allocation per call
   ShmBufferPlaces places_{ShmBufferPlaces::Shared::kInputsAndOutputs};  // push stores into all
   std::vector<uint8_t> sum_ = std::vector<uint8_t>(kPushBytes);  // push's; the streaming step's
-  bool streaming_ = false;   // this call writes its slot with streaming stores (ShmStoreChooser)
-  bool zeroCopied_ = false;  // this call left the slots for zero copy
 };
 
 Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
@@ -194,13 +192,8 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
   // The split paths write what the others read (stores_; the unsplit path's pieces are too
   // short to gain by streaming).
   static_assert(kSplitFromBytes == kShmStoreChoiceFromBytes);
-  if (!splitsTheReduction(ctx.size(), req.bytes())) {
-    streaming_ = false;
-    return slots(req, ctx, ask);
-  }
-  zeroCopied_ = false;
-  return stores_.timeCall(req.bytes(), req.send == req.recv, &streaming_, &zeroCopied_,
-                          [&] { return slots(req, ctx, ask); });
+  return stores_.call(splitsTheReduction(ctx.size(), req.bytes()), req.bytes(),
+                      req.send == req.recv, [&] { return slots(req, ctx, ask); });
 }
 
 // The split paths' own block when this rank streams into its slot: reduced kInterleaveBytes at
@@ -269,9 +262,9 @@ Status ShmAllReduce::slots(const CollectiveRequest& req, CollectiveContext& ctx,
       const size_t after = own + ownBytes;
       uint8_t* mine = pieces.slot(me);
       if (!leftOut) {
-        copyIntoSlot(streaming_, mine, src, own);
-        copyIntoSlot(streaming_, mine + after, src + after, cnt * elem - after);
-        if (streaming_) streamingFence();
+        copyIntoSlot(stores_.streamingNow(), mine, src, own);
+        copyIntoSlot(stores_.streamingNow(), mine + after, src + after, cnt * elem - after);
+        if (stores_.streamingNow()) streamingFence();
       }
       PLEXUS_TRY(pieces.share());
       if (first) {
@@ -280,7 +273,7 @@ Status ShmAllReduce::slots(const CollectiveRequest& req, CollectiveContext& ctx,
           return leaveTheSlots(req, ctx, pieces, verdict);
         }
       }
-      if (streaming_) {
+      if (stores_.streamingNow()) {
         reduceOwnBlockStreaming(req, n, pieces, mine, own, blocks.size(me), src, dst, false);
         pieces.publishReduced();
       } else if (onePass) {
@@ -353,14 +346,14 @@ Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveCont
             {out + prevAt * elem + theirs, pieces.slot(j, prev) + theirs, before.size(j) * elem});
       }
     }
-    interleaveCopies(streaming_, fill.data(), last || leftOut ? 0 : fill.size(), drain.data(),
-                     drain.size());
+    interleaveCopies(stores_.streamingNow(), fill.data(), last || leftOut ? 0 : fill.size(),
+                     drain.data(), drain.size());
     if (last) {
       streamingFence();
       pieces.finish(prev);
       return okStatus();
     }
-    if (streaming_) streamingFence();  // the slot's part, before it is published
+    if (stores_.streamingNow()) streamingFence();  // the slot's part, before it is published
     pieces.publishFilled();
     if (at != 0) pieces.finish(prev);
     PLEXUS_TRY(pieces.waitFilled());
@@ -370,7 +363,7 @@ Status ShmAllReduce::streamingSplit(const CollectiveRequest& req, CollectiveCont
         return leaveTheSlots(req, ctx, pieces, verdict);
       }
     }
-    if (streaming_) {
+    if (stores_.streamingNow()) {
       reduceOwnBlockStreaming(req, n, pieces, mine, own, blocks.size(me), in + at * elem,
                               out + at * elem, true);
     } else {
@@ -392,7 +385,7 @@ Status ShmAllReduce::leaveTheSlots(const CollectiveRequest& req, CollectiveConte
   first.finish();
   if (verdict == ShmBufferPlaces::Verdict::kZeroCopy) {
     bool done = false;
-    zeroCopied_ = true;  // nothing here measures the slots (and if it goes back to them: a mix)
+    stores_.leftTheSlots();
     PLEXUS_TRY(places_.run(
         *channel_, ctx, req, "shm all-reduce", req.bytes(), req.bytes(),
         [&](const uint8_t* const* ins, uint8_t* const* outs) {

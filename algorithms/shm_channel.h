@@ -94,22 +94,29 @@ class ShmStoreChooser {
   /// What a call of `bytes` that streamed or not took through the slots (a call that left them
   /// for zero copy reports nothing).
   void record(size_t bytes, bool streamed, double ns, bool inPlace = false);
-  /// Sets *streamingOut to the mode chosen for the call, runs `run()` (a Status), timed, and
-  /// records it when it succeeds and *leftTheSlots (which `run` may set) is false.
+  /// Runs one call, `run()` (a Status), in which streamingNow() says how to write the slots:
+  /// plainly unless `chooses`; else as chosen for `bytes`, the call timed and recorded when it
+  /// succeeds without leftTheSlots().
   template <typename Run>
-  Status timeCall(size_t bytes, bool inPlace, bool* streamingOut, const bool* leftTheSlots,
-                  Run&& run) {
-    *streamingOut = streaming(bytes, inPlace);
+  Status call(bool chooses, size_t bytes, bool inPlace, Run&& run) {
+    left_ = false;
+    streamingNow_ = chooses && streaming(bytes, inPlace);
+    if (!chooses) return run();
     const auto start = std::chrono::steady_clock::now();
     Status status = run();
-    if (status.ok() && !*leftTheSlots) {
-      record(bytes, *streamingOut,
+    if (status.ok() && !left_) {
+      record(bytes, streamingNow_,
              std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
                  .count(),
              inPlace);
     }
     return status;
   }
+  /// Whether the call in progress writes its slot with streaming stores.
+  bool streamingNow() const { return streamingNow_; }
+  /// The call in progress leaves the slots (zero copy): nothing to measure (and if it goes back
+  /// to them: a mix).
+  void leftTheSlots() { left_ = true; }
 
  private:
   struct SizeClass {
@@ -126,7 +133,9 @@ class ShmStoreChooser {
   SizeClass& classOf(size_t bytes, bool inPlace);
 
   ShmStores mode_;
-  std::array<SizeClass, 128> classes_{};  // by log2 of the bytes, in place or not
+  std::array<SizeClass, 128> classes_{};
+  bool streamingNow_ = false;
+  bool left_ = false;  // by log2 of the bytes, in place or not
 };
 
 /// Copies into this rank's slot with plain or streaming stores (ShmStoreChooser; streaming ones

@@ -69,19 +69,14 @@ class ShmGatherOrScatter : public Algorithm {
     // The longer buffer (the reduce-scatter's input, the all-gather's output) holds n blocks.
     const size_t longer = static_cast<size_t>(ctx.size()) * req.bytes();
     const bool ask = longer >= kShmZeroCopyFromBytes;
-    if (longer < kShmStoreChoiceFromBytes) {
-      streaming_ = false;
-      return slots(req, ctx, ask);
-    }
-    zeroCopied_ = false;
     // In place (one buffer starts inside the other) is a class of its own.
     const auto* send = static_cast<const uint8_t*>(req.send);
     const auto* recv = static_cast<const uint8_t*>(req.recv);
     const int n = ctx.size();
     const bool inPlace = (send <= recv && recv < send + sendBytes(req, n)) ||
                          (recv <= send && send < recv + recvBytes(req, n));
-    return stores_.timeCall(longer, inPlace, &streaming_, &zeroCopied_,
-                            [&] { return slots(req, ctx, ask); });
+    return stores_.call(longer >= kShmStoreChoiceFromBytes, longer, inPlace,
+                        [&] { return slots(req, ctx, ask); });
   }
 
  protected:
@@ -108,7 +103,7 @@ class ShmGatherOrScatter : public Algorithm {
     first.finish();
     if (verdict == ShmBufferPlaces::Verdict::kZeroCopy) {
       bool done = false;
-      zeroCopied_ = true;  // nothing here measures the slots (and if it goes back to them: a mix)
+      stores_.leftTheSlots();
       *status = places_.run(
           *channel_, ctx, req, what(), sendBytes(req, n), recvBytes(req, n),
           [&](const uint8_t* const* ins, uint8_t* const* outs) { pull(req, n, me, ins, outs[me]); },
@@ -128,8 +123,6 @@ class ShmGatherOrScatter : public Algorithm {
   std::shared_ptr<ShmChannel> channel_;
   ShmBufferPlaces places_{ShmBufferPlaces::Shared::kInputs};  // pull reads the others' inputs
   ShmStoreChooser stores_;
-  bool streaming_ = false;   // this call fills its slot with streaming stores (stores_)
-  bool zeroCopied_ = false;  // this call left the slots for zero copy
 };
 
 class ShmReduceScatter final : public ShmGatherOrScatter {
@@ -179,10 +172,11 @@ class ShmReduceScatter final : public ShmGatherOrScatter {
       if (!(first && noteFirst(pieces, req, n))) {
         for (int j = 0; j < n; ++j) {  // block j's piece at j·len of the slot, but its own
           if (j != me) {
-            copyIntoSlot(streaming_, pieces.slot(me) + j * len, in + (j * count + at) * elem, len);
+            copyIntoSlot(stores_.streamingNow(), pieces.slot(me) + j * len,
+                         in + (j * count + at) * elem, len);
           }
         }
-        if (streaming_) streamingFence();
+        if (stores_.streamingNow()) streamingFence();
       }
       PLEXUS_TRY(pieces.share());
       Status left;
@@ -262,8 +256,8 @@ class ShmAllGather final : public ShmGatherOrScatter {
       PLEXUS_TRY(pieces.next());
       const bool first = ask && at == 0;
       if (!(first && noteFirst(pieces, req, n))) {
-        copyIntoSlot(streaming_, pieces.slot(me), in + at * elem, len);
-        if (streaming_) streamingFence();
+        copyIntoSlot(stores_.streamingNow(), pieces.slot(me), in + at * elem, len);
+        if (stores_.streamingNow()) streamingFence();
         // This rank's own block, from the piece just read (in the cache).
         copyUnlessSame(out + (me * count + at) * elem, in + at * elem, len);
       }
