@@ -31,10 +31,11 @@
 // written, against about 2 S each through the slots. Where the buffers lie travels as a note
 // with the first piece of the slot path (and of streamingSplit).
 //
-// The split paths write what the others read from a rank's slot (the other blocks, the reduced
-// own block) with plain or streaming stores, as its ShmStoreChooser says per call
-// (shm_channel.h): plain when the ranks' cores share a cache, streaming when they do not; with
-// streaming stores the own block is reduced into an L1 buffer, then streamed into the slot.
+// From kShmAllReduceStoreChoiceFromBytes a rank writes what the others read from its slot (its
+// input unsplit; split, the other blocks and the reduced own block) with plain or streaming
+// stores, as its ShmStoreChooser says per call (shm_channel.h): plain when the ranks' cores
+// share a cache, streaming when they do not; with streaming stores the own block is reduced
+// into an L1 buffer, then streamed into the slot.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -63,6 +64,15 @@ namespace {
 constexpr size_t kSplitFromBytes = 32 * 1024;
 
 bool splitsTheReduction(int n, size_t bytes) { return n >= 2 && bytes >= kSplitFromBytes; }
+
+// From this many bytes the slot stores are chosen per call (ShmStoreChooser), unsplit too.
+// 2 ranks bound, us per call, plain against streaming fill of the unsplit slot, four interleaved
+// rounds with the cores apart (hand-off 153-172 ns): 1 KiB 1.14-1.31 against 0.89-0.94, 4 KiB
+// 2.98-3.32 / 1.38-1.40, 8 KiB 5.38-5.60 / 2.17-2.35, 16 KiB 10.2-11.2 / 3.94-4.01; three with
+// them near (37-44 ns): 1 KiB 0.37-0.46 against 0.63-0.66, 4 KiB 0.85-1.05 / 1.10-1.13, 16 KiB
+// 3.24-4.19 / 3.45-3.46. Below 4 KiB the gain apart is small beside what choosing costs near
+// (two clock reads and the other mode's tries).
+constexpr size_t kShmAllReduceStoreChoiceFromBytes = 4 * 1024;
 
 // Whether the split path streams the output past the cache (streamingSplit): out of place, when
 // every rank's input and output and the region together fill 3/4 of the last-level cache or
@@ -189,10 +199,7 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
     return okStatus();
   }
   const bool ask = req.bytes() >= kShmZeroCopyFromBytes;
-  // The split paths write what the others read (stores_; the unsplit path's pieces are too
-  // short to gain by streaming).
-  static_assert(kSplitFromBytes == kShmStoreChoiceFromBytes);
-  return stores_.call(splitsTheReduction(ctx.size(), req.bytes()), req.bytes(),
+  return stores_.call(req.bytes() >= kShmAllReduceStoreChoiceFromBytes, req.bytes(),
                       req.send == req.recv, [&] { return slots(req, ctx, ask); });
 }
 
@@ -243,7 +250,10 @@ Status ShmAllReduce::slots(const CollectiveRequest& req, CollectiveContext& ctx,
                leftOut =
                    first && places_.note(pieces, req.send, req.bytes(), req.recv, req.bytes());
     if (!split) {
-      if (!leftOut) std::memcpy(pieces.slot(me), src, cnt * elem);
+      if (!leftOut) {
+        copyIntoSlot(stores_.streamingNow(), pieces.slot(me), src, cnt * elem);
+        if (stores_.streamingNow()) streamingFence();
+      }
       PLEXUS_TRY(pieces.share());
       if (first) {
         const ShmBufferPlaces::Verdict verdict = places_.read(pieces, n);

@@ -90,10 +90,10 @@ ShmStoreChooser::SizeClass& ShmStoreChooser::classOf(size_t bytes, bool inPlace)
   return classes_[2 * log2 + (inPlace ? 1 : 0)];
 }
 
-void ShmStoreChooser::SizeClass::choose(bool streaming, double nsPerByte) {
+void ShmStoreChooser::SizeClass::choose(bool streaming, double perByte) {
   streams = streaming;
   recent = {};
-  recent[0] = nsPerByte;
+  recent[0] = perByte;
   calls = 1;
   interval = untilTry = kRetryFirst;
 }
@@ -119,11 +119,11 @@ bool ShmStoreChooser::streaming(size_t bytes, bool inPlace) {
   return c.untilTry == 0 ? !c.streams : c.streams;
 }
 
-void ShmStoreChooser::record(size_t bytes, bool streamed, double ns, bool inPlace) {
+void ShmStoreChooser::record(size_t bytes, bool streamed, double elapsed, bool inPlace) {
   if (mode_ != ShmStores::kAuto || bytes == 0) return;
   SizeClass& c = classOf(bytes, inPlace);
-  // Never 0 ("none"): a clock too coarse to see the call counts it as one ns.
-  const double x = std::max(ns, 1.0) / static_cast<double>(bytes);
+  // Never 0 ("none"): a clock too coarse to see the call counts it as one tick.
+  const double x = std::max(elapsed, 1.0) / static_cast<double>(bytes);
   double& last = c.last[streamed ? 1 : 0];
   if (c.seeds < kSeeds) {  // the best of the seeding calls of each mode
     last = last == 0 ? x : std::min(last, x);

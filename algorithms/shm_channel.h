@@ -30,6 +30,10 @@
 #include <cstdint>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
 #include "algorithms/algorithm.h"
 #include "algorithms/context.h"
 #include "algorithms/shared_region.h"
@@ -66,7 +70,7 @@ inline constexpr double kShmCopyShare = kShmCachedReduceShare * 2 / 3;
 /// both, the host gives no sign which it is in (both vCPUs report one L3) and the state changes
 /// within seconds, so kAuto measures. Each shm algorithm keeps a chooser of its own (their
 /// times per byte differ); per size class (a power of two, in place or not) it seeds each
-/// mode (kSeeds), then uses the one whose calls took fewer ns per byte, timing every call, and
+/// mode (kSeeds), then uses the one whose calls took fewer ticks per byte, timing every call, and
 /// tries the other again after kRetryFirst calls of the class, then after twice as many each
 /// time the try confirms the choice (up to kRetryMost: a try of the slower mode costs a slow
 /// call), back to kRetryFirst when the choice changes. The choice is weighed by the best of its
@@ -91,9 +95,9 @@ class ShmStoreChooser {
   static constexpr uint8_t kSeeds = 3;
   /// Whether the next call of `bytes` (in place or not: a class of its own) should stream.
   bool streaming(size_t bytes, bool inPlace = false);
-  /// What a call of `bytes` that streamed or not took through the slots (a call that left them
-  /// for zero copy reports nothing).
-  void record(size_t bytes, bool streamed, double ns, bool inPlace = false);
+  /// What a call of `bytes` that streamed or not took through the slots, in ticks() (a call
+  /// that left them for zero copy reports nothing).
+  void record(size_t bytes, bool streamed, double elapsed, bool inPlace = false);
   /// Runs one call, `run()` (a Status), in which streamingNow() says how to write the slots:
   /// plainly unless `chooses`; else as chosen for `bytes`, the call timed and recorded when it
   /// succeeds without leftTheSlots().
@@ -102,15 +106,26 @@ class ShmStoreChooser {
     left_ = false;
     streamingNow_ = chooses && streaming(bytes, inPlace);
     if (!chooses) return run();
-    const auto start = std::chrono::steady_clock::now();
+    const uint64_t start = ticks();
     Status status = run();
-    if (status.ok() && !left_) {
-      record(bytes, streamingNow_,
-             std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
-                 .count(),
-             inPlace);
+    const uint64_t end = ticks();
+    // end < start only if the rank moved to a core whose counter lags: no sample.
+    if (status.ok() && !left_ && end >= start) {
+      record(bytes, streamingNow_, static_cast<double>(end - start), inPlace);
     }
     return status;
+  }
+  /// A counter that only ever compares calls of one class with each other: the time-stamp
+  /// counter on x86-64 (constant rate on current CPUs; about 10 ns to read under KVM, against
+  /// 25 for steady_clock, which matters from 4 KiB calls of about 1 us), else nanoseconds.
+  static uint64_t ticks() {
+#if defined(__x86_64__)
+    return __rdtsc();
+#else
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+#endif
   }
   /// Whether the call in progress writes its slot with streaming stores.
   bool streamingNow() const { return streamingNow_; }
@@ -121,14 +136,14 @@ class ShmStoreChooser {
  private:
   struct SizeClass {
     uint8_t seeds = 0;                   // seeding calls so far
-    std::array<double, 2> last{};        // ns per byte of the last call [plain, streaming]
+    std::array<double, 2> last{};        // ticks per byte of the last call [plain, streaming]
     bool streams = false;                // the choice
     std::array<double, kKeep> recent{};  // the choice's last calls (ring; 0: none)
     uint32_t calls = 0;                  // of the choice since it was made
     uint32_t untilTry = 0;               // calls of the choice before the other's next try
     uint32_t interval = kRetryFirst;     // untilTry after that try
-    void choose(bool streaming, double nsPerByte);  // with its first call
-    double best() const;                            // of `recent`
+    void choose(bool streaming, double perByte);  // with its first call
+    double best() const;                          // of `recent`
   };
   SizeClass& classOf(size_t bytes, bool inPlace);
 
@@ -142,8 +157,8 @@ class ShmStoreChooser {
 /// unfenced: streamingFence() before the part is published).
 void copyIntoSlot(bool streaming, uint8_t* dst, const uint8_t* src, size_t bytes);
 
-/// Where the shm collectives start choosing how to write their slots (ShmStoreChooser): the
-/// split all-reduce's threshold, and the reduce-scatter's and all-gather's longer buffer.
+/// Where the shm reduce-scatter and all-gather start choosing how to write their slots
+/// (ShmStoreChooser), by their longer buffer (the all-reduce has its own threshold).
 inline constexpr size_t kShmStoreChoiceFromBytes = 32 * 1024;
 
 /// The region and the count of pieces this rank has run through it, shared by the shm
