@@ -128,14 +128,14 @@ void ShmStoreChooser::record(size_t bytes, bool streamed, double elapsed, bool i
   if (c.seeds < kSeeds) {  // the best of the seeding calls of each mode
     last = last == 0 ? x : std::min(last, x);
     if (++c.seeds == kSeeds) {
-      const bool faster = c.last[1] < c.last[0];
-      c.choose(faster, c.last[faster ? 1 : 0]);
+      const bool streams = leads(c.last[1], c.last[0]);
+      c.choose(streams, c.last[streams ? 1 : 0]);
     }
     return;
   }
   last = x;
   if (streamed != c.streams) {  // a try of the other
-    if (x * kMargin < c.best()) {
+    if (streamed ? leads(x, c.best()) : !leads(c.best(), x)) {
       c.choose(streamed, x);
     } else {
       c.interval = std::min(2 * c.interval, kRetryMost);
@@ -144,7 +144,8 @@ void ShmStoreChooser::record(size_t bytes, bool streamed, double elapsed, bool i
   } else {
     c.recent[c.calls++ % kKeep] = x;
     const double other = c.last[c.streams ? 0 : 1];
-    if (c.calls >= kKeep && c.best() > other * kMargin) {  // all its last kKeep calls slower
+    // All its last kKeep calls lost their lead (streaming) or are behind by the margin (plain).
+    if (c.calls >= kKeep && (c.streams ? !leads(c.best(), other) : leads(other, c.best()))) {
       c.choose(!c.streams, other);
     } else if (c.untilTry > 0) {
       --c.untilTry;

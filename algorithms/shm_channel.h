@@ -75,10 +75,14 @@ inline constexpr double kShmCopyShare = kShmCachedReduceShare * 2 / 3;
 /// time the try confirms the choice (up to kRetryMost: a try of the slower mode costs a slow
 /// call), back to kRetryFirst when the choice changes. The choice is weighed by the best of its
 /// last kKeep calls, so that one call slowed by something else (a rank descheduled on an
-/// oversubscribed host) does not move it: a try of the other wins when it beats that best by
-/// kMargin; the choice loses when all of its last kKeep calls are slower than the other's last try
-/// by as much (the modes differ by 1.5-5x where it matters; where their times overlap, the margin
-/// keeps the choice from flapping). A 2-rank 1 MiB all-gather with the cores near took 39-52 us
+/// oversubscribed host) does not move it, and streaming is chosen, and stays chosen, only while
+/// it beats plain by kMargin: a try of streaming wins when it beats plain's best by kMargin,
+/// plain loses when all of its last kKeep calls are slower than streaming's last try by as much,
+/// and plain comes back when its try, or its last try against all of streaming's last kKeep
+/// calls, is within the margin. Plain takes what is close: where the modes differ, they differ
+/// by 1.5-5x; where they overlap (the cores near, calls of a few us, streaming 1.1-1.2x slower), a
+/// margin that protected either choice kept streaming once a noisy try had chosen it (2 ranks,
+/// 8 KiB: 1.87 against 1.51 us). A 2-rank 1 MiB all-gather with the cores near took 39-52 us
 /// plain and 57-102 streaming; the automatic choice, with one seeding call of each and no
 /// margin, 57-89, and as it is, 40-48. So a state change shows within kKeep calls in the mode
 /// in use and at its next try in the other. The mode changes only what reaches memory when,
@@ -146,6 +150,8 @@ class ShmStoreChooser {
     double best() const;                          // of `recent`
   };
   SizeClass& classOf(size_t bytes, bool inPlace);
+  // Whether streaming's ticks per byte beat plain's by kMargin.
+  static bool leads(double streaming, double plain) { return streaming * kMargin < plain; }
 
   ShmStores mode_;
   std::array<SizeClass, 128> classes_{};

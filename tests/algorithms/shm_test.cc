@@ -333,6 +333,42 @@ TEST(ShmStoreChooser, KeepsTheFasterModeTriesTheOtherLessOftenAndFollowsAChange)
   EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryFirst);
 }
 
+// Streaming is chosen, and kept, only while it beats plain by kMargin; plain takes what is
+// close (seeding, a try, a lead lost): with the cores near, short calls streamed 1.1-1.2x
+// slower, and a margin that protected either choice kept a streaming choice made by noise.
+TEST(ShmStoreChooser, StreamsOnlyWhileItLeadsPlainByTheMargin) {
+  ShmStoreChooser c(ShmStores::kAuto);
+  const size_t bytes = 1 << 16;
+  double plainNs = 1000, streamNs = 900;  // streaming a little faster
+  auto call = [&] {
+    const bool s = c.streaming(bytes);
+    c.record(bytes, s, s ? streamNs : plainNs);
+    return s;
+  };
+  auto callsUntilATry = [&](bool choice) {
+    uint32_t calls = 0;
+    while (call() == choice) ++calls;
+    return calls;
+  };
+  EXPECT_FALSE(call());  // the seeds: plain, streaming, plain; plain chosen
+  EXPECT_TRUE(call());
+  EXPECT_FALSE(call());
+  EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryFirst);      // the try: still close
+  streamNs = 500;                                                      // now it leads
+  EXPECT_EQ(callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);  // that try chose it
+  // It loses its lead against plain's last (1000): after kKeep such calls, plain again.
+  streamNs = 900;
+  for (uint32_t i = 0; i < ShmStoreChooser::kKeep; ++i) EXPECT_TRUE(call()) << i;
+  EXPECT_FALSE(call());
+  streamNs = 500;
+  EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryFirst - 1);  // the try chose it
+  // Plain's try comes within the margin of streaming's best (600 against 500): plain again.
+  plainNs = 600;
+  EXPECT_EQ(callsUntilATry(true), ShmStoreChooser::kRetryFirst);
+  EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryFirst);  // a try: not by the margin
+  EXPECT_EQ(callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);
+}
+
 // Past the last-level cache, out of place, the split path keeps two pieces open
 // (streamingSplit): with 3 and 4 ranks (blocks of unequal length), f64 avg (the division before
 // the stream-out) and i8 max (an odd count of one-byte elements, into a misaligned output), and
