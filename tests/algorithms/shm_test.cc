@@ -270,6 +270,25 @@ INSTANTIATE_TEST_SUITE_P(PlainStreamingAuto, ShmStoreModes,
                                   std::to_string(std::get<1>(info.param));
                          });
 
+// Drives a kAuto chooser through calls of one size whose modes take plainNs and streamNs.
+struct ChooserCalls {
+  ShmStoreChooser c{ShmStores::kAuto};
+  size_t bytes;
+  double plainNs, streamNs;
+  // One call: whether it streamed.
+  bool call() {
+    const bool s = c.streaming(bytes);
+    c.record(bytes, s, s ? streamNs : plainNs);
+    return s;
+  }
+  // Calls until the next try of the other mode, counting the choice's calls.
+  uint32_t callsUntilATry(bool choice) {
+    uint32_t calls = 0;
+    while (call() == choice) ++calls;
+    return calls;
+  }
+};
+
 // kAuto seeds a size class with plain, streaming, plain (the best of each counts: a first call
 // may pay for fresh buffers) and uses the faster; tries the other after kRetryFirst calls, twice
 // as many after a try that confirms the choice (up to kRetryMost); a try wins, and kKeep calls
@@ -283,90 +302,64 @@ TEST(ShmStoreChooser, KeepsTheFasterModeTriesTheOtherLessOftenAndFollowsAChange)
     EXPECT_TRUE(streaming.streaming(1 << 20));
     streaming.record(1 << 20, false, 1);
   }
-  ShmStoreChooser c(ShmStores::kAuto);
-  const size_t bytes = 1 << 20;
-  double plainNs = 1000, streamNs = 3000;  // plain is faster first
-  auto call = [&] {
-    const bool s = c.streaming(bytes);
-    c.record(bytes, s, s ? streamNs : plainNs);
-    return s;
-  };
-  plainNs = 9000;        // the first call, on cold buffers
-  EXPECT_FALSE(call());  // the seeds: plain, streaming, plain
-  plainNs = 1000;
-  EXPECT_TRUE(call());
-  EXPECT_FALSE(call());
-  // Calls until the next try of the other mode (streaming), counting the choice's calls.
-  auto callsUntilATry = [&](bool choice) {
-    uint32_t calls = 0;
-    while (call() == choice) ++calls;
-    return calls;
-  };
-  EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryFirst);
-  streamNs = 900;  // faster, but not by kMargin: the try confirms plain
-  EXPECT_EQ(callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);
-  streamNs = 3000;
-  EXPECT_EQ(callsUntilATry(false), 4 * ShmStoreChooser::kRetryFirst);
-  for (int i = 0; i < 8; ++i) callsUntilATry(false);
-  EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryMost);
+  ChooserCalls k{ShmStoreChooser(ShmStores::kAuto), 1 << 20, 9000, 3000};  // cold at first
+  EXPECT_FALSE(k.call());  // the seeds: plain, streaming, plain
+  k.plainNs = 1000;        // plain is faster
+  EXPECT_TRUE(k.call());
+  EXPECT_FALSE(k.call());
+  EXPECT_EQ(k.callsUntilATry(false), ShmStoreChooser::kRetryFirst);
+  k.streamNs = 900;  // faster, but not by kMargin: the try confirms plain
+  EXPECT_EQ(k.callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);
+  k.streamNs = 3000;
+  EXPECT_EQ(k.callsUntilATry(false), 4 * ShmStoreChooser::kRetryFirst);
+  for (int i = 0; i < 8; ++i) k.callsUntilATry(false);
+  EXPECT_EQ(k.callsUntilATry(false), ShmStoreChooser::kRetryMost);
   // One plain call slowed by something else (above streaming's 3000) moves nothing.
-  plainNs = 9000;
-  EXPECT_FALSE(call());
-  plainNs = 1000;
-  for (uint32_t i = 0; i < 2 * ShmStoreChooser::kKeep; ++i) EXPECT_FALSE(call());
+  k.plainNs = 9000;
+  EXPECT_FALSE(k.call());
+  k.plainNs = 1000;
+  for (uint32_t i = 0; i < 2 * ShmStoreChooser::kKeep; ++i) EXPECT_FALSE(k.call());
   // Another size class keeps its own counts, and so does the same size in place: seeds first.
-  EXPECT_FALSE(c.streaming(bytes * 4));
-  c.record(bytes * 4, false, 4000);
-  EXPECT_TRUE(c.streaming(bytes * 4));
-  EXPECT_FALSE(c.streaming(bytes, true));
-  c.record(bytes, false, 4000, true);
-  EXPECT_TRUE(c.streaming(bytes, true));
+  EXPECT_FALSE(k.c.streaming(k.bytes * 4));
+  k.c.record(k.bytes * 4, false, 4000);
+  EXPECT_TRUE(k.c.streaming(k.bytes * 4));
+  EXPECT_FALSE(k.c.streaming(k.bytes, true));
+  k.c.record(k.bytes, false, 4000, true);
+  EXPECT_TRUE(k.c.streaming(k.bytes, true));
   // The state changes: plain gets slower than streaming's last; after kKeep such calls the calls
   // stream, with plain tried after kRetryFirst of them again; when plain is fast again, its next
   // try switches back.
-  plainNs = 5000;
-  for (uint32_t i = 0; i < ShmStoreChooser::kKeep; ++i) EXPECT_FALSE(call()) << i;
-  EXPECT_EQ(callsUntilATry(true), ShmStoreChooser::kRetryFirst);
-  EXPECT_EQ(callsUntilATry(true), 2 * ShmStoreChooser::kRetryFirst);
-  plainNs = 1000;
-  EXPECT_EQ(callsUntilATry(true), 4 * ShmStoreChooser::kRetryFirst);  // that try: plain, fast
-  EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryFirst);
+  k.plainNs = 5000;
+  for (uint32_t i = 0; i < ShmStoreChooser::kKeep; ++i) EXPECT_FALSE(k.call()) << i;
+  EXPECT_EQ(k.callsUntilATry(true), ShmStoreChooser::kRetryFirst);
+  EXPECT_EQ(k.callsUntilATry(true), 2 * ShmStoreChooser::kRetryFirst);
+  k.plainNs = 1000;
+  EXPECT_EQ(k.callsUntilATry(true), 4 * ShmStoreChooser::kRetryFirst);  // that try: plain, fast
+  EXPECT_EQ(k.callsUntilATry(false), ShmStoreChooser::kRetryFirst);
 }
 
 // Streaming is chosen, and kept, only while it beats plain by kMargin; plain takes what is
 // close (seeding, a try, a lead lost): with the cores near, short calls streamed 1.1-1.2x
 // slower, and a margin that protected either choice kept a streaming choice made by noise.
 TEST(ShmStoreChooser, StreamsOnlyWhileItLeadsPlainByTheMargin) {
-  ShmStoreChooser c(ShmStores::kAuto);
-  const size_t bytes = 1 << 16;
-  double plainNs = 1000, streamNs = 900;  // streaming a little faster
-  auto call = [&] {
-    const bool s = c.streaming(bytes);
-    c.record(bytes, s, s ? streamNs : plainNs);
-    return s;
-  };
-  auto callsUntilATry = [&](bool choice) {
-    uint32_t calls = 0;
-    while (call() == choice) ++calls;
-    return calls;
-  };
-  EXPECT_FALSE(call());  // the seeds: plain, streaming, plain; plain chosen
-  EXPECT_TRUE(call());
-  EXPECT_FALSE(call());
-  EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryFirst);      // the try: still close
-  streamNs = 500;                                                      // now it leads
-  EXPECT_EQ(callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);  // that try chose it
+  ChooserCalls k{ShmStoreChooser(ShmStores::kAuto), 1 << 16, 1000, 900};  // streaming ahead a bit
+  EXPECT_FALSE(k.call());  // the seeds: plain, streaming, plain; plain chosen
+  EXPECT_TRUE(k.call());
+  EXPECT_FALSE(k.call());
+  EXPECT_EQ(k.callsUntilATry(false), ShmStoreChooser::kRetryFirst);      // the try: still close
+  k.streamNs = 500;                                                      // now it leads
+  EXPECT_EQ(k.callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);  // that try chose it
   // It loses its lead against plain's last (1000): after kKeep such calls, plain again.
-  streamNs = 900;
-  for (uint32_t i = 0; i < ShmStoreChooser::kKeep; ++i) EXPECT_TRUE(call()) << i;
-  EXPECT_FALSE(call());
-  streamNs = 500;
-  EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryFirst - 1);  // the try chose it
+  k.streamNs = 900;
+  for (uint32_t i = 0; i < ShmStoreChooser::kKeep; ++i) EXPECT_TRUE(k.call()) << i;
+  EXPECT_FALSE(k.call());
+  k.streamNs = 500;
+  EXPECT_EQ(k.callsUntilATry(false), ShmStoreChooser::kRetryFirst - 1);  // the try chose it
   // Plain's try comes within the margin of streaming's best (600 against 500): plain again.
-  plainNs = 600;
-  EXPECT_EQ(callsUntilATry(true), ShmStoreChooser::kRetryFirst);
-  EXPECT_EQ(callsUntilATry(false), ShmStoreChooser::kRetryFirst);  // a try: not by the margin
-  EXPECT_EQ(callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);
+  k.plainNs = 600;
+  EXPECT_EQ(k.callsUntilATry(true), ShmStoreChooser::kRetryFirst);
+  EXPECT_EQ(k.callsUntilATry(false), ShmStoreChooser::kRetryFirst);  // a try: not by the margin
+  EXPECT_EQ(k.callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);
 }
 
 // Past the last-level cache, out of place, the split path keeps two pieces open
