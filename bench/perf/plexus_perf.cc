@@ -105,6 +105,7 @@ int run(int argc, char** argv) {
   SweepProgram program{"plexus-perf", "COLLECTIVE", "collectives:"};
   for (const auto& n : perfCollectiveNames()) program.more += " " + n;
   if (argc < 2) sweepUsage(program, "missing COLLECTIVE");
+  if (isHelpFlag(argv[1])) sweepHelp(program);
   const PerfCollective* coll = findPerfCollective(argv[1]);
   if (coll == nullptr) sweepUsage(program, std::string("unknown collective '") + argv[1] + "'");
   const SweepOptions options = parseSweepOptions(argc, argv, 2, program);

@@ -123,13 +123,31 @@ int parseInt(const SweepProgram& program, const std::string& flag, const char* v
 
 }  // namespace
 
-void sweepUsage(const SweepProgram& program, const std::string& why) {
-  std::fprintf(stderr,
-               "%s: %s\nusage: %s%s%s [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-w WARMUP] "
+namespace {
+
+void printUsage(std::FILE* to, const SweepProgram& program) {
+  std::fprintf(to,
+               "usage: %s%s%s [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-w WARMUP] "
                "[-c 0|1] [-d TYPE] [-o OP] [-r ROOT] [-a ALGO] [-R 0|1] [--json FILE]\n%s\n",
-               program.name.c_str(), why.c_str(), program.name.c_str(),
-               program.operands.empty() ? "" : " ", program.operands.c_str(), program.more.c_str());
+               program.name.c_str(), program.operands.empty() ? "" : " ", program.operands.c_str(),
+               program.more.c_str());
+}
+
+}  // namespace
+
+void sweepUsage(const SweepProgram& program, const std::string& why) {
+  std::fprintf(stderr, "%s: %s\n", program.name.c_str(), why.c_str());
+  printUsage(stderr, program);
   std::exit(2);
+}
+
+bool isHelpFlag(const char* arg) {
+  return std::strcmp(arg, "-h") == 0 || std::strcmp(arg, "--help") == 0;
+}
+
+void sweepHelp(const SweepProgram& program) {
+  printUsage(stdout, program);
+  std::exit(0);
 }
 
 void* SweepBackend::allocate(size_t bytes, const SweepOptions& o) {
@@ -190,6 +208,7 @@ SweepOptions parseSweepOptions(int argc, char** argv, int first, const SweepProg
   SweepOptions o;
   for (int i = first; i < argc; ++i) {
     std::string f = argv[i];
+    if (isHelpFlag(argv[i])) sweepHelp(program);
     if (i + 1 >= argc) sweepUsage(program, f + " needs a value");
     const char* v = argv[++i];
     if (f == "-b" || f == "-e") {

@@ -40,6 +40,10 @@ struct SweepProgram {
 
 /// Prints `why` and the usage to stderr and exits with 2 (bad arguments).
 [[noreturn]] void sweepUsage(const SweepProgram& program, const std::string& why);
+/// True for -h and --help, which print the usage to stdout and exit 0 (parseSweepOptions does
+/// so wherever they stand; a program with operands checks its first argument itself).
+bool isHelpFlag(const char* arg);
+[[noreturn]] void sweepHelp(const SweepProgram& program);
 
 /// One library's collective over its own world of ranks. Methods are called by every rank in
 /// the same order (they are collective). Failures end the process: the benchmarks have nothing

@@ -33,6 +33,14 @@ expect_usage "-w needs a value" allreduce -w
 expect_usage "unknown option --bogus" allreduce --bogus 1
 expect_usage "-R wants an integer in [0, 1], got '2'" allreduce -R 2
 
+# -h / --help, first or after the collective: the usage on stdout, exit 0.
+for args in "-h" "--help" "allreduce -b 8 --help"; do
+  # shellcheck disable=SC2086
+  out=$("$perf" $args 2>/dev/null) || fail "plexus-perf $args: exit $?"
+  [[ $out == *"usage: plexus-perf COLLECTIVE [-b MIN]"* && $out == *"collectives: allreduce"* ]] ||
+    fail "plexus-perf $args: no usage on stdout: $out"
+done
+
 r=$(run "$build/plexusrun" --timeout 60 -n 2 "$perf" broadcast -r 2 -b 8 -e 8)
 [[ $r == 2\|*"plexus-perf broadcast: -r 2 is not a rank of this job (2 ranks)"* ]] ||
   fail "-r past the ranks: $r"
