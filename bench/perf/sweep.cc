@@ -121,10 +121,6 @@ int parseInt(const SweepProgram& program, const std::string& flag, const char* v
   return static_cast<int>(x);
 }
 
-}  // namespace
-
-namespace {
-
 void printUsage(std::FILE* to, const SweepProgram& program) {
   std::fprintf(to,
                "usage: %s%s%s [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-w WARMUP] "
