@@ -270,15 +270,16 @@ INSTANTIATE_TEST_SUITE_P(PlainStreamingAuto, ShmStoreModes,
                                   std::to_string(std::get<1>(info.param));
                          });
 
-// Drives a kAuto chooser through calls of one size whose modes take plainNs and streamNs.
+// Drives a kAuto chooser through calls of one size whose modes take plainTicks and streamTicks
+// (the unit of ShmStoreChooser::record, ticks(); only their ratios matter here).
 struct ChooserCalls {
   ShmStoreChooser c{ShmStores::kAuto};
   size_t bytes;
-  double plainNs, streamNs;
+  double plainTicks, streamTicks;
   // One call: whether it streamed.
   bool call() {
     const bool s = c.streaming(bytes);
-    c.record(bytes, s, s ? streamNs : plainNs);
+    c.record(bytes, s, s ? streamTicks : plainTicks);
     return s;
   }
   // Calls until the next try of the other mode, counting the choice's calls.
@@ -304,20 +305,20 @@ TEST(ShmStoreChooser, KeepsTheFasterModeTriesTheOtherLessOftenAndFollowsAChange)
   }
   ChooserCalls k{ShmStoreChooser(ShmStores::kAuto), 1 << 20, 9000, 3000};  // cold at first
   EXPECT_FALSE(k.call());  // the seeds: plain, streaming, plain
-  k.plainNs = 1000;        // plain is faster
+  k.plainTicks = 1000;     // plain is faster
   EXPECT_TRUE(k.call());
   EXPECT_FALSE(k.call());
   EXPECT_EQ(k.callsUntilATry(false), ShmStoreChooser::kRetryFirst);
-  k.streamNs = 900;  // faster, but not by kMargin: the try confirms plain
+  k.streamTicks = 900;  // faster, but not by kMargin: the try confirms plain
   EXPECT_EQ(k.callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);
-  k.streamNs = 3000;
+  k.streamTicks = 3000;
   EXPECT_EQ(k.callsUntilATry(false), 4 * ShmStoreChooser::kRetryFirst);
   for (int i = 0; i < 8; ++i) k.callsUntilATry(false);
   EXPECT_EQ(k.callsUntilATry(false), ShmStoreChooser::kRetryMost);
   // One plain call slowed by something else (above streaming's 3000) moves nothing.
-  k.plainNs = 9000;
+  k.plainTicks = 9000;
   EXPECT_FALSE(k.call());
-  k.plainNs = 1000;
+  k.plainTicks = 1000;
   for (uint32_t i = 0; i < 2 * ShmStoreChooser::kKeep; ++i) EXPECT_FALSE(k.call());
   // Another size class keeps its own counts, and so does the same size in place: seeds first.
   EXPECT_FALSE(k.c.streaming(k.bytes * 4));
@@ -329,11 +330,11 @@ TEST(ShmStoreChooser, KeepsTheFasterModeTriesTheOtherLessOftenAndFollowsAChange)
   // The state changes: plain gets slower than streaming's last; after kKeep such calls the calls
   // stream, with plain tried after kRetryFirst of them again; when plain is fast again, its next
   // try switches back.
-  k.plainNs = 5000;
+  k.plainTicks = 5000;
   for (uint32_t i = 0; i < ShmStoreChooser::kKeep; ++i) EXPECT_FALSE(k.call()) << i;
   EXPECT_EQ(k.callsUntilATry(true), ShmStoreChooser::kRetryFirst);
   EXPECT_EQ(k.callsUntilATry(true), 2 * ShmStoreChooser::kRetryFirst);
-  k.plainNs = 1000;
+  k.plainTicks = 1000;
   EXPECT_EQ(k.callsUntilATry(true), 4 * ShmStoreChooser::kRetryFirst);  // that try: plain, fast
   EXPECT_EQ(k.callsUntilATry(false), ShmStoreChooser::kRetryFirst);
 }
@@ -347,16 +348,16 @@ TEST(ShmStoreChooser, StreamsOnlyWhileItLeadsPlainByTheMargin) {
   EXPECT_TRUE(k.call());
   EXPECT_FALSE(k.call());
   EXPECT_EQ(k.callsUntilATry(false), ShmStoreChooser::kRetryFirst);      // the try: still close
-  k.streamNs = 500;                                                      // now it leads
+  k.streamTicks = 500;                                                   // now it leads
   EXPECT_EQ(k.callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);  // that try chose it
   // It loses its lead against plain's last (1000): after kKeep such calls, plain again.
-  k.streamNs = 900;
+  k.streamTicks = 900;
   for (uint32_t i = 0; i < ShmStoreChooser::kKeep; ++i) EXPECT_TRUE(k.call()) << i;
   EXPECT_FALSE(k.call());
-  k.streamNs = 500;
+  k.streamTicks = 500;
   EXPECT_EQ(k.callsUntilATry(false), ShmStoreChooser::kRetryFirst - 1);  // the try chose it
   // Plain's try comes within the margin of streaming's best (600 against 500): plain again.
-  k.plainNs = 600;
+  k.plainTicks = 600;
   EXPECT_EQ(k.callsUntilATry(true), ShmStoreChooser::kRetryFirst);
   EXPECT_EQ(k.callsUntilATry(false), ShmStoreChooser::kRetryFirst);  // a try: not by the margin
   EXPECT_EQ(k.callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);
