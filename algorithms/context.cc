@@ -89,7 +89,22 @@ void CollectiveContext::cancelEverywhere(TransferRequest* req) {
   if (req->transport != nullptr) req->transport->cancel(req);
 }
 
-Status CollectiveContext::poll() {
+void CollectiveContext::setRankCpus(RankCpuLine* rankCpus) {
+  rankCpus_ = rankCpus;
+  peerSharesMyCpu(-1);
+}
+
+bool CollectiveContext::peerSharesMyCpu(int peer) {
+  if (rankCpus_ == nullptr) return false;
+  const int mine = sched_getcpu() + 1;  // 3 ns (vDSO); -1 + 1 = 0 ("not known") on an error
+  if (mine <= 0) return false;
+  std::atomic<int32_t>& own = rankCpus_[rank_].cpuPlusOne;
+  if (own.load(std::memory_order_relaxed) != mine) own.store(mine, std::memory_order_relaxed);
+  return peer >= 0 && peer != rank_ &&
+         rankCpus_[peer].cpuPlusOne.load(std::memory_order_relaxed) == mine;
+}
+
+Status CollectiveContext::poll(int awaitedPeer) {
   const bool moved = progressAll();
   // Abort and deadline are checked even when something moved, not only when idle: a transport
   // can report activity forever (UCX retrying a dead peer's connection) while the collective
@@ -118,10 +133,16 @@ Status CollectiveContext::poll() {
   }
   if (moved) return okStatus();
   // Idle: spin for spin_, then yield the core for kYieldWindow (a rank that has work gets it,
-  // and we still see our message without paying a wake-up), then block on the transport.
+  // and we still see our message without paying a wake-up), then block on the transport. No
+  // spin when the awaited rank last ran on this CPU: it cannot send before we yield.
   if (!idle_) {
     idle_ = true;
     idleSince_ = now;
+    if (peerSharesMyCpu(awaitedPeer)) {
+      idleSince_ -= spin_;
+      yielding_ = true;
+      sched_yield();
+    }
   } else if (now - idleSince_ >= spin_ + kYieldWindow) {
     // With one transport per link level, each gets a share of the block (a wake-up on one
     // cannot end a sleep on the other).
@@ -153,12 +174,15 @@ Status CollectiveContext::waitShared(const std::atomic<uint32_t>& word, uint32_t
   auto reached = [&] {
     return static_cast<int32_t>(word.load(std::memory_order_acquire) - target) >= 0;
   };
+  if (reached()) return okStatus();
+  // No spin when `peer` last ran on this CPU (see poll()).
+  const bool yieldAtOnce = peerSharesMyCpu(peer);
   std::chrono::steady_clock::time_point since{};
   // While spinning, kSharedChecksPerClockRead checks between clock reads (~0.5 us: a pause is
   // 26 ns on this host's EPYC, 140 cycles on recent Intel); past the spin, one check and the
   // core goes to a rank that may be the one we wait for (with 64 checks there an 8 B
   // all-reduce of 4 ranks on 2 cores took 8.8-13.1 us; with one, 5.1-6.1).
-  int checks = kSharedChecksPerClockRead;
+  int checks = yieldAtOnce ? 1 : kSharedChecksPerClockRead;
   unsigned rounds = 0;
   for (;;) {
     for (int i = 0; i < checks; ++i) {
@@ -174,7 +198,7 @@ Status CollectiveContext::waitShared(const std::atomic<uint32_t>& word, uint32_t
         (abortFlag_ != nullptr && abortFlag_->load(std::memory_order_relaxed))) {
       return interrupted(now, " (waiting for rank " + who(peer) + " in shared memory)");
     }
-    if (since == std::chrono::steady_clock::time_point{}) since = now;
+    if (since == std::chrono::steady_clock::time_point{}) since = yieldAtOnce ? now - spin_ : now;
     if (now - since < spin_) continue;
     checks = 1;
     if (now - since < spin_ + kYieldWindow) {
@@ -220,10 +244,10 @@ Status CollectiveContext::check(const TransferRequest& req, int peer, const char
 
 Status CollectiveContext::waitAll(TransferRequest* reqs, const int* peers, size_t n) {
   for (;;) {
-    bool all = true;
-    for (size_t i = 0; i < n; ++i) all = all && reqs[i].done;
-    if (all) break;
-    Status s = poll();
+    size_t pending = 0;
+    while (pending < n && reqs[pending].done) ++pending;
+    if (pending == n) break;
+    Status s = poll(peers[pending]);
     if (!s.ok()) {
       cancelAll(reqs, n);
       return s;

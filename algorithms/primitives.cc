@@ -25,10 +25,10 @@ Status transferAll(CollectiveContext& ctx, const Transfer* ops, TransferRequest*
   };
   Status s = post(false);
   if (s.ok()) s = post(true);
-  for (bool all = false; s.ok() && !all;) {
-    all = true;
-    for (size_t i = 0; i < n && all; ++i) all = reqs[i].done;
-    if (!all) s = ctx.poll();
+  for (size_t pending = 0; s.ok();) {
+    while (pending < n && reqs[pending].done) ++pending;
+    if (pending == n) break;
+    s = ctx.poll(ops[pending].peer);
   }
   if (!s.ok()) {
     if (posted > 0) ctx.cancelAll(reqs, n);

@@ -183,6 +183,7 @@ Status RingAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) 
   };
   while (live > 0 || nextPiece < layout.pieces()) {
     bool advanced = false;
+    int awaited = -1;  // whom the first chain still in flight waits for
     for (int i = 0; i < chains; ++i) {
       Chain& ch = slots[i];
       if (!busy[i]) {
@@ -196,7 +197,10 @@ Status RingAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) 
         if (!s.ok()) return fail(s);
         continue;
       }
-      if (!ch.reqs[0].done || !ch.reqs[1].done) continue;
+      if (!ch.reqs[0].done || !ch.reqs[1].done) {
+        if (awaited < 0) awaited = ch.reqs[0].done ? right : left;
+        continue;
+      }
       advanced = true;
       Status s = complete(ch);
       if (!s.ok()) return fail(s);
@@ -209,7 +213,7 @@ Status RingAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) 
       }
     }
     if (!advanced) {
-      Status s = ctx.poll();
+      Status s = ctx.poll(awaited);
       if (!s.ok()) return fail(s);
     }
   }

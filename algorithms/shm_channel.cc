@@ -236,6 +236,13 @@ void ShmPieces::publishFilled() {
 }
 
 Status ShmPieces::waitFilled() {
+  // First the ranks that last ran on this CPU: waiting for one yields the CPU to it at once,
+  // and the ranks on other CPUs have mostly filled their parts by the time we get it back.
+  // Then every rank, in order (a rank already seen filled costs one read).
+  for (int j = 0; j < n_; ++j) {
+    if (j == me_ || !ctx_.peerSharesMyCpu(j)) continue;
+    PLEXUS_TRY(ctx_.waitShared(filled(j, k_).piece, k_, sleepersOf(base_), j));
+  }
   for (int j = 0; j < n_; ++j) {
     if (j == me_) continue;
     PLEXUS_TRY(ctx_.waitShared(filled(j, k_).piece, k_, sleepersOf(base_), j));

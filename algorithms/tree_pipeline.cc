@@ -177,12 +177,18 @@ Status runTreePipeline(CollectiveContext& ctx, const TreeCall& call, const TreeS
     return ch.numReqs > 0;
   };
 
+  // The rank at the other end of the chain's k-th transfer of its current stage.
+  auto peerOf = [&](const Chain& ch, int k) {
+    const TreeLinks& l = trees[ch.tree].links;
+    return ch.stage == kRecvUp || ch.stage == kSendDown ? l.children[k] : l.parent;
+  };
+
   // Finishes the chain's current stage once its transfers are done.
   auto complete = [&](Chain& ch, int slot) -> Status {
     const TreeLinks& l = trees[ch.tree].links;
     for (int k = 0; k < ch.numReqs; ++k) {
       const bool recv = ch.stage == kRecvUp || ch.stage == kRecvDown;
-      const int peer = ch.stage == kRecvUp || ch.stage == kSendDown ? l.children[k] : l.parent;
+      const int peer = peerOf(ch, k);
       PLEXUS_TRY(ctx.check(ch.reqs[k], peer, recv ? "receiving from" : "sending to",
                            recv ? ch.count * elem : SIZE_MAX));
     }
@@ -228,6 +234,7 @@ Status runTreePipeline(CollectiveContext& ctx, const TreeCall& call, const TreeS
   };
   while (live > 0 || next < total) {
     bool moved = false;
+    int awaited = -1;  // whom the first chain still in flight waits for
     for (int i = 0; i < chains; ++i) {
       Chain& ch = slots[i];
       if (!busy[i]) {
@@ -243,9 +250,12 @@ Status runTreePipeline(CollectiveContext& ctx, const TreeCall& call, const TreeS
         busy[i] = true;
         ++live;
       } else {
-        bool done = true;
-        for (int k = 0; k < ch.numReqs && done; ++k) done = ch.reqs[k].done;
-        if (!done) continue;
+        int pending = 0;
+        while (pending < ch.numReqs && ch.reqs[pending].done) ++pending;
+        if (pending < ch.numReqs) {
+          if (awaited < 0) awaited = peerOf(ch, pending);
+          continue;
+        }
         Status s = complete(ch, i);
         if (!s.ok()) return fail(s);
         ch.numReqs = 0;
@@ -260,7 +270,7 @@ Status runTreePipeline(CollectiveContext& ctx, const TreeCall& call, const TreeS
       }
     }
     if (!moved) {
-      Status s = ctx.poll();
+      Status s = ctx.poll(awaited);
       if (!s.ok()) return fail(s);
     }
   }

@@ -236,6 +236,7 @@ Status CommunicatorImpl::connectPeers() {
   context_ = std::make_unique<CollectiveContext>(rank_, size_, std::move(drive), &connections_,
                                                  &aborted_, chunkBytes_);
   context_->setWorldRanks(&worldRanks_);
+  context_->setRankCpus(shared_.rankCpus);
   engine_ = std::make_unique<ProgressEngine>(spin_);
   return okStatus();
 }
@@ -320,7 +321,7 @@ Status CommunicatorImpl::mapSharedRegion() {
     }
   }
   bootstrap::StoreClient& store = *store_->client;
-  const size_t bytes = shmRegionBytes(size_);
+  const size_t bytes = regionBytes();
   const std::string key = prefix_ + "shm";
   StatusOr<std::unique_ptr<ShmRegion>> region = unavailable("rank 0 could not create it");
   if (rank_ == 0) {
@@ -353,7 +354,18 @@ void CommunicatorImpl::settleSharedRegion(bool everyRankMapped) {
     return;
   }
   shared_.base = shmRegion_->base();
-  shared_.bytes = shmRegion_->bytes();
+  shared_.bytes = shmRegionBytes(size_);
+  shared_.rankCpus =
+      reinterpret_cast<RankCpuLine*>(static_cast<uint8_t*>(shmRegion_->base()) + rankCpusOffset());
+}
+
+size_t CommunicatorImpl::rankCpusOffset() const {
+  const size_t line = alignof(RankCpuLine);
+  return (shmRegionBytes(size_) + line - 1) / line * line;
+}
+
+size_t CommunicatorImpl::regionBytes() const {
+  return rankCpusOffset() + static_cast<size_t>(size_) * sizeof(RankCpuLine);
 }
 
 std::string CommunicatorImpl::describeTransports() const {

@@ -100,6 +100,8 @@ class CommunicatorImpl {
   /// The ring's and tree's pipeline chunk: PLEXUS_CHUNK_BYTES, else the default raised to the
   /// wish of the inter-node transport (of the intra-node one on a single node).
   size_t pipelineChunkBytes() const { return chunkBytes_; }
+  /// The region every rank of this node maps (no base when there is none).
+  const SharedRegion& sharedRegion() const { return shared_; }
 
  private:
   CommunicatorImpl(int rank, int size, Config config, std::string prefix);
@@ -115,6 +117,10 @@ class CommunicatorImpl {
   Status mapSharedRegion();
   /// After every peer's record is read: keeps the region only if every rank mapped it.
   void settleSharedRegion(bool everyRankMapped);
+  /// The region's layout: the shm algorithms' part, then a RankCpuLine per rank at this
+  /// offset (for CollectiveContext's waits); regionBytes() in all.
+  size_t rankCpusOffset() const;
+  size_t regionBytes() const;
   /// When the communicator spans nodes with several ranks on some node: splits the node-local
   /// and cross-node sub-communicators and fills hierarchy_. Collective; store lock not held.
   Status buildHierarchy();

@@ -4,6 +4,7 @@
 // sleeping path, and /dev/shm hygiene.
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -489,6 +490,52 @@ INSTANTIATE_TEST_SUITE_P(
 
 // The region's name is gone from /dev/shm once the communicator is up (every rank has mapped
 // it), so not even a rank killed later leaves it behind.
+// A waiter skips its spin when the rank it waits for last ran on its own CPU: the context
+// stores this rank's CPU (plus one) into its line and compares the awaited rank's line with it.
+TEST(Shm, AWaiterKnowsWhenTheAwaitedRankLastRanOnItsOwnCpu) {
+  std::thread([] {
+    const int cpu = sched_getcpu();
+    ASSERT_GE(cpu, 0);
+    cpu_set_t one;  // stay on this CPU for the test
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+    std::vector<RankCpuLine> lines(3);
+    CollectiveContext ctx(0, 3, {}, nullptr, nullptr, 0);
+    EXPECT_FALSE(ctx.peerSharesMyCpu(1));  // no lines: never
+    ctx.setRankCpus(lines.data());
+    EXPECT_EQ(lines[0].cpuPlusOne.load(), cpu + 1);  // stored on the way in
+    EXPECT_FALSE(ctx.peerSharesMyCpu(1));            // rank 1 not seen yet (0)
+    lines[1].cpuPlusOne = cpu + 1;
+    lines[2].cpuPlusOne = cpu + 2;
+    EXPECT_TRUE(ctx.peerSharesMyCpu(1));
+    EXPECT_FALSE(ctx.peerSharesMyCpu(2));
+    EXPECT_FALSE(ctx.peerSharesMyCpu(0));   // itself
+    EXPECT_FALSE(ctx.peerSharesMyCpu(-1));  // nobody in particular
+    lines[0].cpuPlusOne = 0;                // a stale line is rewritten
+    EXPECT_FALSE(ctx.peerSharesMyCpu(-1));
+    EXPECT_EQ(lines[0].cpuPlusOne.load(), cpu + 1);
+  }).join();
+}
+
+// Every rank of a one-node communicator has stored its CPU into its line of the region by the
+// time a collective has run (the lines sit past the shm algorithms' part).
+TEST(Shm, EveryRankStoresItsCpuInTheRegion) {
+  ASSERT_TRUE(runWorld(3, [](Communicator& comm) {
+    const SharedRegion& region = comm.impl()->sharedRegion();
+    ASSERT_NE(region.base, nullptr);
+    ASSERT_NE(region.rankCpus, nullptr);
+    EXPECT_GE(reinterpret_cast<uint8_t*>(region.rankCpus),
+              static_cast<uint8_t*>(region.base) + region.bytes);
+    float x = 1.0f, sum = 0.0f;
+    ASSERT_TRUE(comm.allReduce(&x, &sum, 1, DataType::kFloat32, ReduceOp::kSum).ok());
+    ASSERT_TRUE(comm.barrier().ok());
+    for (int p = 0; p < comm.size(); ++p) {
+      EXPECT_GT(region.rankCpus[p].cpuPlusOne.load(), 0) << "rank " << p;
+    }
+  }));
+}
+
 TEST(Shm, TheRegionLeavesNoNameInDevShm) {
   ASSERT_TRUE(runWorld(3, [](Communicator& comm) {
     float x = 1.0f, sum = 0.0f;
