@@ -300,4 +300,9 @@ void* CollectiveContext::scratch(size_t bytes) {
   return scratch_.data();
 }
 
+TransferRequest* CollectiveContext::requests(size_t n) {
+  if (requests_.size() < n) requests_.resize(n);
+  return requests_.data();
+}
+
 }  // namespace plexus

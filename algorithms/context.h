@@ -91,6 +91,10 @@ class CollectiveContext {
 
   /// Scratch memory reused across collectives (grown on demand, never shrunk).
   void* scratch(size_t bytes);
+  /// `n` transfer requests reused across collectives (grown on demand, never shrunk), for an
+  /// algorithm whose number in flight depends on the call; reset() each before starting it.
+  /// Valid until the next call.
+  TransferRequest* requests(size_t n);
 
   /// Where this communicator's ranks sit in the world communicator (indexed by rank here; must
   /// outlive the context), so that the messages of a split or sub-communicator name the world
@@ -145,6 +149,7 @@ class CollectiveContext {
   int pollsSinceClock_ = 0;  // polls since the clock was last read
   bool idle_ = false;
   std::vector<uint64_t> scratch_;  // uint64_t for alignment
+  std::vector<TransferRequest> requests_;
 };
 
 }  // namespace plexus
