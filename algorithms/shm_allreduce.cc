@@ -199,8 +199,10 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
     return okStatus();
   }
   const bool ask = req.bytes() >= kShmZeroCopyFromBytes;
-  return stores_.call(req.bytes() >= kShmAllReduceStoreChoiceFromBytes, req.bytes(),
-                      req.send == req.recv, [&] { return slots(req, ctx, ask); });
+  return stores_.call(
+      req.bytes() >= kShmAllReduceStoreChoiceFromBytes, req.bytes(), req.send == req.recv,
+      [&] { return slots(req, ctx, ask); },
+      channel_->sharedChoice(req.kind, ctx.rank(), ctx.size()));
 }
 
 // The split paths' own block when this rank streams into its slot: reduced kInterleaveBytes at

@@ -54,6 +54,17 @@ std::string describeCall(uint64_t call) {
   return text;
 }
 
+// The shared store choices (ShmSharedChoice): a table per collective that chooses, two bytes
+// per size class, past the slots.
+constexpr size_t kChoiceKinds = 3;
+constexpr size_t kChoiceTableBytes = 2 * kShmChoiceClasses;
+static_assert(kChoiceTableBytes % kLine == 0);
+size_t choicesOffset(int worldSize) {
+  const auto n = static_cast<size_t>(worldSize);
+  const size_t parts = shmParts(worldSize);
+  return kLine * (1 + (parts + 1) * n) + parts * n * shmSlotBytes(worldSize);
+}
+
 // The count of sleeping waiters, at the start of the region (for publishShared).
 std::atomic<uint32_t>& sleepersOf(uint8_t* base) {
   return *reinterpret_cast<std::atomic<uint32_t>*>(base);
@@ -84,10 +95,22 @@ size_t shmSlotBytes(int worldSize) {
   return std::clamp(fit, kMinSlotBytes, kMaxSlotBytes);
 }
 
-ShmStoreChooser::SizeClass& ShmStoreChooser::classOf(size_t bytes, bool inPlace) {
+size_t ShmStoreChooser::classIndex(size_t bytes, bool inPlace) {
   size_t log2 = 0;
   while ((bytes >> 1 >> log2) != 0) ++log2;
-  return classes_[2 * log2 + (inPlace ? 1 : 0)];
+  return 2 * log2 + (inPlace ? 1 : 0);
+}
+
+bool ShmStoreChooser::takeShared(size_t bytes, bool inPlace, ShmSharedChoice shared) {
+  const size_t i = classIndex(bytes, inPlace);
+  const uint32_t k = classes_[i].sharedCalls++;
+  const bool now = shared.table[2 * i + k % 2].load(std::memory_order_relaxed) != 0;
+  if (shared.chooser) {
+    // Before this rank fills a slot: its flags publish the store (see ShmSharedChoice).
+    shared.table[2 * i + (k + 1) % 2].store(streaming(bytes, inPlace) ? 1 : 0,
+                                            std::memory_order_relaxed);
+  }
+  return now;
 }
 
 void ShmStoreChooser::SizeClass::choose(bool streaming, double perByte) {
@@ -153,11 +176,32 @@ void ShmStoreChooser::record(size_t bytes, bool streamed, double elapsed, bool i
   }
 }
 
-// The region: [sleepers | pad][(Filled × parts, Progress) × n][slot × n] × parts.
+// The region: [sleepers | pad][(Filled × parts, Progress) × n][slot × n] × parts, then the
+// shared store choices of the all-reduce, the reduce-scatter and the all-gather.
 size_t shmRegionBytes(int worldSize) {
-  const auto n = static_cast<size_t>(worldSize);
-  const size_t parts = shmParts(worldSize);
-  return kLine * (1 + (parts + 1) * n) + parts * n * shmSlotBytes(worldSize);
+  return choicesOffset(worldSize) + kChoiceKinds * kChoiceTableBytes;
+}
+
+ShmSharedChoice ShmChannel::sharedChoice(CollectiveKind kind, int rank, int worldSize) const {
+  size_t table = 0;
+  switch (kind) {
+    case CollectiveKind::kAllReduce:
+      table = 0;
+      break;
+    case CollectiveKind::kReduceScatter:
+      table = 1;
+      break;
+    case CollectiveKind::kAllGather:
+      table = 2;
+      break;
+    default:
+      return {};
+  }
+  if (region_->base == nullptr || region_->bytes != shmRegionBytes(worldSize)) return {};
+  static_assert(sizeof(std::atomic<uint8_t>) == 1);
+  auto* at =
+      static_cast<uint8_t*>(region_->base) + choicesOffset(worldSize) + table * kChoiceTableBytes;
+  return {reinterpret_cast<std::atomic<uint8_t>*>(at), rank == 0};
 }
 
 Status ShmChannel::available(const char* algorithm, int worldSize) const {

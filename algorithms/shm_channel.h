@@ -57,6 +57,9 @@ inline constexpr double kShmCachedReduceShare = 0.7;
 /// 538, 64 MiB 18306 / 18845); with this share the slots are chosen at every size there.
 inline constexpr double kShmCopyShare = kShmCachedReduceShare * 2 / 3;
 
+/// Size classes of a ShmStoreChooser: a power of two of bytes, in place or not.
+inline constexpr size_t kShmChoiceClasses = 128;
+
 /// Whether a rank writes the parts of its slot the others read with plain or streaming stores
 /// (ShmStores), chosen per call. Plain stores leave the lines in the writer's cache, where a core
 /// that shares that cache reads them at once; a core that does not (another CCD or socket)
@@ -88,6 +91,22 @@ inline constexpr double kShmCopyShare = kShmCachedReduceShare * 2 / 3;
 /// margin, 57-89, and as it is, 40-48. So a state change shows within kKeep calls in the mode
 /// in use and at its next try in the other. The mode changes only what reaches memory when,
 /// never a value.
+///
+/// One rank chooses for all (ShmSharedChoice): a rank's call takes as long as the slowest
+/// rank's, so each rank timing its own mode measured the others' as well, and two choosers
+/// pulled each other: 2 ranks, 32 KiB all-reduce, 5000 calls, rank 0 streamed 11933 of 15602
+/// calls where rank 1 streamed 2510, 7.2 us a call, where a run whose ranks both stayed plain
+/// took 3.1. Rank 0 decides at the start of call k (of the class) the mode of call k + 1 and
+/// stores it in the region before it fills any slot of call k; the others read it at the start
+/// of call k + 1, after they waited for rank 0's slots of call k. So every rank uses the mode
+/// rank 0 timed, one call after rank 0 chose it (a try may run twice).
+struct ShmSharedChoice {
+  /// kShmChoiceClasses × 2 bytes in the region (0: plain, 1: streaming); null: each rank
+  /// chooses for itself.
+  std::atomic<uint8_t>* table = nullptr;
+  bool chooser = false;  ///< this rank decides (rank 0); the others follow
+};
+
 class ShmStoreChooser {
  public:
   explicit ShmStoreChooser(ShmStores mode) : mode_(mode) {}
@@ -106,11 +125,16 @@ class ShmStoreChooser {
   /// Runs one call, `run()` (a Status), in which streamingNow() says how to write the slots:
   /// plainly unless `chooses`; else as chosen for `bytes`, the call timed and recorded when it
   /// succeeds without leftTheSlots().
+  ///
+  /// With `shared.table` (and kAuto), the mode comes from the region (ShmSharedChoice) and only
+  /// the choosing rank times its calls.
   template <typename Run>
-  Status call(bool chooses, size_t bytes, bool inPlace, Run&& run) {
+  Status call(bool chooses, size_t bytes, bool inPlace, Run&& run, ShmSharedChoice shared = {}) {
     left_ = false;
-    streamingNow_ = chooses && streaming(bytes, inPlace);
-    if (!chooses) return run();
+    const bool follows = chooses && shared.table != nullptr && mode_ == ShmStores::kAuto;
+    streamingNow_ =
+        follows ? takeShared(bytes, inPlace, shared) : chooses && streaming(bytes, inPlace);
+    if (!chooses || (follows && !shared.chooser)) return run();
     const uint64_t start = ticks();
     Status status = run();
     const uint64_t end = ticks();
@@ -147,15 +171,19 @@ class ShmStoreChooser {
     uint32_t calls = 0;                  // of the choice since it was made
     uint32_t untilTry = 0;               // calls of the choice before the other's next try
     uint32_t interval = kRetryFirst;     // untilTry after that try
+    uint32_t sharedCalls = 0;            // calls of the class that took a shared mode
     void choose(bool streaming, double perByte);  // with its first call
     double best() const;                          // of `recent`
   };
-  SizeClass& classOf(size_t bytes, bool inPlace);
+  static size_t classIndex(size_t bytes, bool inPlace);
+  SizeClass& classOf(size_t bytes, bool inPlace) { return classes_[classIndex(bytes, inPlace)]; }
+  // This call's mode from the shared table; the choosing rank also stores the next call's.
+  bool takeShared(size_t bytes, bool inPlace, ShmSharedChoice shared);
   // Whether streaming's ticks per byte beat plain's by kMargin.
   static bool leads(double streaming, double plain) { return streaming * kMargin < plain; }
 
   ShmStores mode_;
-  std::array<SizeClass, 128> classes_{};
+  std::array<SizeClass, kShmChoiceClasses> classes_{};
   bool streamingNow_ = false;
   bool left_ = false;  // by log2 of the bytes, in place or not
 };
@@ -181,6 +209,9 @@ class ShmChannel {
   /// How this rank writes what the others read from its slot (each algorithm keeps its own
   /// ShmStoreChooser of this mode: their times per byte differ).
   ShmStores stores() const { return stores_; }
+  /// Where rank 0 publishes the store mode of `kind`'s calls (all-reduce, reduce-scatter or
+  /// all-gather) for all ranks; none without a region.
+  ShmSharedChoice sharedChoice(CollectiveKind kind, int rank, int worldSize) const;
 
  private:
   friend class ShmPieces;

@@ -75,8 +75,9 @@ class ShmGatherOrScatter : public Algorithm {
     const int n = ctx.size();
     const bool inPlace = (send <= recv && recv < send + sendBytes(req, n)) ||
                          (recv <= send && send < recv + recvBytes(req, n));
-    return stores_.call(longer >= kShmStoreChoiceFromBytes, longer, inPlace,
-                        [&] { return slots(req, ctx, ask); });
+    return stores_.call(
+        longer >= kShmStoreChoiceFromBytes, longer, inPlace, [&] { return slots(req, ctx, ask); },
+        channel_->sharedChoice(req.kind, ctx.rank(), ctx.size()));
   }
 
  protected:

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <thread>
@@ -49,7 +51,9 @@ TEST(Shm, RegionLayoutKeepsFullSlotsAndItsBound) {
   EXPECT_LT(shmRegionBytes(16), 5 * 16 * full);
   EXPECT_EQ(shmSlotBytes(64), full / 2);  // 2 parts of 64 slots in 16 MiB
   for (int n : {33, 64, 100, 256}) {
-    EXPECT_LE(shmRegionBytes(n), (size_t{16} << 20) + 64 * (1 + 3 * static_cast<size_t>(n)))
+    // Beside the slots: the flag lines and three tables of shared store choices.
+    EXPECT_LE(shmRegionBytes(n), (size_t{16} << 20) + 64 * (1 + 3 * static_cast<size_t>(n)) +
+                                     3 * 2 * kShmChoiceClasses)
         << n << " ranks";
   }
 }
@@ -362,6 +366,39 @@ TEST(ShmStoreChooser, StreamsOnlyWhileItLeadsPlainByTheMargin) {
   EXPECT_EQ(k.callsUntilATry(true), ShmStoreChooser::kRetryFirst);
   EXPECT_EQ(k.callsUntilATry(false), ShmStoreChooser::kRetryFirst);  // a try: not by the margin
   EXPECT_EQ(k.callsUntilATry(false), 2 * ShmStoreChooser::kRetryFirst);
+}
+
+// With a shared table, rank 0's chooser decides for everyone and the others take each call's
+// mode from the table: the same mode as rank 0 in every call, whatever the timings (rank 0's
+// seeding goes plain, plain, streaming, one call behind its own choices), each size class and
+// in-place class apart. A forced mode ignores the table.
+TEST(ShmStoreChooser, RankZeroChoosesForAllThroughTheSharedTable) {
+  std::array<std::atomic<uint8_t>, 2 * kShmChoiceClasses> table{};
+  ShmStoreChooser chooser(ShmStores::kAuto), follower(ShmStores::kAuto);
+  const ShmSharedChoice mine{table.data(), true}, theirs{table.data(), false};
+  auto modeOf = [](ShmStoreChooser& c, size_t bytes, bool inPlace, ShmSharedChoice shared) {
+    EXPECT_TRUE(c.call(
+                     true, bytes, inPlace, [] { return okStatus(); }, shared)
+                    .ok());
+    return c.streamingNow();
+  };
+  std::vector<bool> modes;
+  for (int call = 0; call < 40; ++call) {
+    const bool chosen = modeOf(chooser, 1 << 15, false, mine);
+    EXPECT_EQ(modeOf(follower, 1 << 15, false, theirs), chosen) << "call " << call;
+    modes.push_back(chosen);
+  }
+  EXPECT_FALSE(modes[0]);
+  EXPECT_FALSE(modes[1]);
+  EXPECT_TRUE(modes[2]);
+  // Another class starts its own seeding, in place or not.
+  EXPECT_FALSE(modeOf(chooser, 1 << 15, true, mine));
+  EXPECT_FALSE(modeOf(follower, 1 << 15, true, theirs));
+  EXPECT_FALSE(modeOf(chooser, 1 << 20, false, mine));
+  EXPECT_FALSE(modeOf(follower, 1 << 20, false, theirs));
+  // A forced mode is its own.
+  ShmStoreChooser streaming(ShmStores::kStreaming);
+  for (int call = 0; call < 3; ++call) EXPECT_TRUE(modeOf(streaming, 1 << 15, false, theirs));
 }
 
 // Past the last-level cache, out of place, the split path keeps two pieces open
