@@ -535,16 +535,19 @@ Status CommunicatorImpl::validateTransfers(const CollectiveRequest& req) const {
   int selfSends = 0, selfRecvs = 0;
   std::vector<size_t> sendBytes, recvBytes;  // of the transfers to and from self, in order
   for (const PeerTransfer& t : *req.transfers) {
-    const std::string what = std::string(t.isSend ? "send to" : "recv from") + " peer " +
-                             std::to_string(t.peer) + " on rank " + std::to_string(rank_) + ": ";
+    // Built only for an error: per transfer on every call it was ~5% of a 2-rank 8 B exchange.
+    auto what = [&] {
+      return std::string(t.isSend ? "send to" : "recv from") + " peer " + std::to_string(t.peer) +
+             " on rank " + std::to_string(rank_) + ": ";
+    };
     if (t.peer < 0 || t.peer >= size_) {
-      return invalidArgument(what + "peer is outside [0, " + std::to_string(size_) + ")");
+      return invalidArgument(what() + "peer is outside [0, " + std::to_string(size_) + ")");
     }
-    if (!isValidDataType(t.type)) return invalidArgument(what + "unknown data type");
+    if (!isValidDataType(t.type)) return invalidArgument(what() + "unknown data type");
     if (t.count > SIZE_MAX / 4 / dataTypeSize(t.type)) {
-      return invalidArgument(what + "count " + std::to_string(t.count) + " is too large");
+      return invalidArgument(what() + "count " + std::to_string(t.count) + " is too large");
     }
-    if (t.count > 0 && t.buffer == nullptr) return invalidArgument(what + "buffer is null");
+    if (t.count > 0 && t.buffer == nullptr) return invalidArgument(what() + "buffer is null");
     if (t.peer != rank_) continue;
     (t.isSend ? sendBytes : recvBytes).push_back(t.bytes());
     ++(t.isSend ? selfSends : selfRecvs);
