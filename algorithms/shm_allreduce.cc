@@ -199,10 +199,10 @@ Status ShmAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
     return okStatus();
   }
   const bool ask = req.bytes() >= kShmZeroCopyFromBytes;
+  const bool chooses = req.bytes() >= kShmAllReduceStoreChoiceFromBytes;
   return stores_.call(
-      req.bytes() >= kShmAllReduceStoreChoiceFromBytes, req.bytes(), req.send == req.recv,
-      [&] { return slots(req, ctx, ask); },
-      channel_->sharedChoice(req.kind, ctx.rank(), ctx.size()));
+      chooses, req.bytes(), req.send == req.recv, [&] { return slots(req, ctx, ask); },
+      chooses ? channel_->sharedChoice(req.kind, ctx.rank(), ctx.size()) : ShmSharedChoice{});
 }
 
 // The split paths' own block when this rank streams into its slot: reduced kInterleaveBytes at

@@ -75,9 +75,10 @@ class ShmGatherOrScatter : public Algorithm {
     const int n = ctx.size();
     const bool inPlace = (send <= recv && recv < send + sendBytes(req, n)) ||
                          (recv <= send && send < recv + recvBytes(req, n));
+    const bool chooses = longer >= kShmStoreChoiceFromBytes;
     return stores_.call(
-        longer >= kShmStoreChoiceFromBytes, longer, inPlace, [&] { return slots(req, ctx, ask); },
-        channel_->sharedChoice(req.kind, ctx.rank(), ctx.size()));
+        chooses, longer, inPlace, [&] { return slots(req, ctx, ask); },
+        chooses ? channel_->sharedChoice(req.kind, ctx.rank(), ctx.size()) : ShmSharedChoice{});
   }
 
  protected:
