@@ -525,8 +525,6 @@ INSTANTIATE_TEST_SUITE_P(
       return "n" + std::to_string(info.param.first) + "_count" + std::to_string(info.param.second);
     });
 
-// The region's name is gone from /dev/shm once the communicator is up (every rank has mapped
-// it), so not even a rank killed later leaves it behind.
 // A waiter skips its spin when the rank it waits for last ran on its own CPU: the context
 // stores this rank's CPU (plus one) into its line and compares the awaited rank's line with it.
 TEST(Shm, AWaiterKnowsWhenTheAwaitedRankLastRanOnItsOwnCpu) {
@@ -573,6 +571,8 @@ TEST(Shm, EveryRankStoresItsCpuInTheRegion) {
   }));
 }
 
+// The region's name is gone from /dev/shm once the communicator is up (every rank has mapped
+// it), so not even a rank killed later leaves it behind.
 TEST(Shm, TheRegionLeavesNoNameInDevShm) {
   ASSERT_TRUE(runWorld(3, [](Communicator& comm) {
     float x = 1.0f, sum = 0.0f;
