@@ -16,6 +16,8 @@
 
 namespace plexus {
 
+class ShmMailboxes;
+
 /// Which traffic a tag belongs to. Each space has its own numbering, so the messages of one
 /// can never match another's: collectives are numbered by the communicator's collective
 /// sequence (every rank takes part in each), point-to-point messages by an ordinal per pair of
@@ -109,6 +111,11 @@ class CollectiveContext {
   /// spinning, since that rank cannot run until it does: with 4 ranks on 2 cores, the spin
   /// before every such wait was a tenth or more of a small all-reduce (rhd, 8 B 4.0 -> 3.0 us).
   void setRankCpus(RankCpuLine* rankCpus);
+  /// The mailboxes of a one-node communicator's shared region (shm_mailbox.h), through which
+  /// exchange() sends the messages they carry; null: none (every message goes through the
+  /// transport). Must outlive the context.
+  void setMailboxes(ShmMailboxes* mailboxes) { mailboxes_ = mailboxes; }
+  ShmMailboxes* mailboxes() const { return mailboxes_; }
   /// Stores the CPU this thread runs on into this rank's line (when it changed), and says
   /// whether `peer` (-1: none) last stored the same one.
   bool peerSharesMyCpu(int peer);
@@ -127,6 +134,7 @@ class CollectiveContext {
   const std::atomic<bool>* abortFlag_;
   const std::vector<int>* worldRanks_ = nullptr;
   RankCpuLine* rankCpus_ = nullptr;
+  ShmMailboxes* mailboxes_ = nullptr;
   size_t chunkBytes_;
   uint64_t sequence_ = 0;
   TagSpace space_ = TagSpace::kCollective;

@@ -177,6 +177,7 @@ Status CommunicatorImpl::connectPeers() {
   PeerRecord self;
   self.rank = rank_;
   self.sharedRegion = shmRegion_ != nullptr;
+  self.mailboxes = config_.shmMailboxes;
   self.worldSize = static_cast<uint32_t>(size_);
   for (int level = 0; level < 2; ++level) {
     self.spec[level] = levelSpec_[level];
@@ -187,7 +188,7 @@ Status CommunicatorImpl::connectPeers() {
   PLEXUS_TRY(publish(peerKey(rank_), self.encode()));
 
   connections_.resize(size_);
-  bool everyRankMapped = self.sharedRegion;
+  bool everyRankMapped = self.sharedRegion, everyRankBoxes = self.mailboxes;
   for (int p = 0; p < size_; ++p) {
     if (p == rank_) continue;
     auto blob = store.get(peerKey(p), config_.timeout);
@@ -195,6 +196,7 @@ Status CommunicatorImpl::connectPeers() {
     auto rec = PeerRecord::decode(*blob, p);
     PLEXUS_TRY(rec.status());
     everyRankMapped = everyRankMapped && rec->sharedRegion;
+    everyRankBoxes = everyRankBoxes && rec->mailboxes;
     const int level = levelOf(topology_.link(rank_, p));
     const HostTopology& host = topology_.host(p);
     if (rec->spec[level] != levelSpec_[level]) {
@@ -213,7 +215,7 @@ Status CommunicatorImpl::connectPeers() {
     PLEXUS_TRY(conn.status());
     connections_[p] = std::move(conn).value();
   }
-  settleSharedRegion(everyRankMapped);
+  settleSharedRegion(everyRankMapped, everyRankBoxes);
   // A split child sees only its own ranks, but competes for the cores with its parent's.
   int ranksOnThisHost = ranksOnHost_;
   for (int p = 0, own = 0; p < size_; ++p) {
@@ -229,14 +231,19 @@ Status CommunicatorImpl::connectPeers() {
              prefix_.c_str(), rank_, size_, topology_.nodeOf(rank_), topology_.numNodes(),
              topology_.localRank(rank_), topology_.localSize(rank_), describeTransports().c_str(),
              ranksOnThisHost, static_cast<long long>(spin_.count()), chunkBytes_ >> 10,
-             shared_.base != nullptr ? (std::to_string(shared_.bytes >> 10) + " KiB").c_str()
-                                     : shared_.missing);
+             shared_.base == nullptr ? shared_.missing
+             : mailboxes_ != nullptr
+                 ? (std::to_string(shared_.bytes >> 10) + " KiB, mailboxes for messages up to " +
+                    std::to_string(ShmMailboxes::messageBytes(size_) >> 10) + " KiB")
+                       .c_str()
+                 : (std::to_string(shared_.bytes >> 10) + " KiB, no mailboxes").c_str());
   std::vector<Transport*> drive;
   for (auto& t : transports_) drive.push_back(t.get());
   context_ = std::make_unique<CollectiveContext>(rank_, size_, std::move(drive), &connections_,
                                                  &aborted_, chunkBytes_);
   context_->setWorldRanks(&worldRanks_);
   context_->setRankCpus(shared_.rankCpus);
+  context_->setMailboxes(mailboxes_.get());
   engine_ = std::make_unique<ProgressEngine>(spin_);
   return okStatus();
 }
@@ -343,7 +350,7 @@ Status CommunicatorImpl::mapSharedRegion() {
   return okStatus();
 }
 
-void CommunicatorImpl::settleSharedRegion(bool everyRankMapped) {
+void CommunicatorImpl::settleSharedRegion(bool everyRankMapped, bool everyRankBoxes) {
   if (shmRegion_ == nullptr) return;
   // Every rank maps the region before it publishes its record, and every record has been read:
   // nobody opens the name any more.
@@ -357,6 +364,10 @@ void CommunicatorImpl::settleSharedRegion(bool everyRankMapped) {
   shared_.bytes = shmRegionBytes(size_);
   shared_.rankCpus =
       reinterpret_cast<RankCpuLine*>(static_cast<uint8_t*>(shmRegion_->base()) + rankCpusOffset());
+  if (everyRankBoxes && ShmMailboxes::regionBytes(size_) != 0) {
+    mailboxes_ = std::make_unique<ShmMailboxes>(
+        static_cast<uint8_t*>(shmRegion_->base()) + mailboxesOffset(), size_, rank_);
+  }
 }
 
 size_t CommunicatorImpl::rankCpusOffset() const {
@@ -364,8 +375,12 @@ size_t CommunicatorImpl::rankCpusOffset() const {
   return (shmRegionBytes(size_) + line - 1) / line * line;
 }
 
-size_t CommunicatorImpl::regionBytes() const {
+size_t CommunicatorImpl::mailboxesOffset() const {
   return rankCpusOffset() + static_cast<size_t>(size_) * sizeof(RankCpuLine);
+}
+
+size_t CommunicatorImpl::regionBytes() const {
+  return mailboxesOffset() + ShmMailboxes::regionBytes(size_);
 }
 
 std::string CommunicatorImpl::describeTransports() const {
@@ -454,6 +469,7 @@ CommunicatorImpl::~CommunicatorImpl() {
   crossComm_.reset();
   context_.reset();
   shared_ = SharedRegion();
+  mailboxes_.reset();
   shmRegion_.reset();
   connections_.clear();
   levelTransport_[0] = levelTransport_[1] = nullptr;

@@ -13,6 +13,7 @@
 #include "algorithms/context.h"
 #include "algorithms/hierarchy.h"
 #include "algorithms/shared_region.h"
+#include "algorithms/shm_mailbox.h"
 #include "plexus/communicator.h"
 #include "src/bootstrap/store.h"
 #include "src/config.h"
@@ -102,6 +103,8 @@ class CommunicatorImpl {
   size_t pipelineChunkBytes() const { return chunkBytes_; }
   /// The region every rank of this node maps (no base when there is none).
   const SharedRegion& sharedRegion() const { return shared_; }
+  /// The mailboxes in the region (null: none, or PLEXUS_SHM_MAILBOXES=0).
+  const ShmMailboxes* mailboxes() const { return mailboxes_.get(); }
 
  private:
   CommunicatorImpl(int rank, int size, Config config, std::string prefix);
@@ -115,11 +118,14 @@ class CommunicatorImpl {
   /// publishes its name, the others open it. A rank that cannot goes on without it (WARN); the
   /// region is used only once every rank's record says it mapped it. Store lock held.
   Status mapSharedRegion();
-  /// After every peer's record is read: keeps the region only if every rank mapped it.
-  void settleSharedRegion(bool everyRankMapped);
+  /// After every peer's record is read: keeps the region only if every rank mapped it, and
+  /// uses its mailboxes only if every rank would (PLEXUS_SHM_MAILBOXES).
+  void settleSharedRegion(bool everyRankMapped, bool everyRankBoxes);
   /// The region's layout: the shm algorithms' part, then a RankCpuLine per rank at this
-  /// offset (for CollectiveContext's waits); regionBytes() in all.
+  /// offset (for CollectiveContext's waits), then the mailboxes (shm_mailbox.h); regionBytes()
+  /// in all.
   size_t rankCpusOffset() const;
+  size_t mailboxesOffset() const;
   size_t regionBytes() const;
   /// When the communicator spans nodes with several ranks on some node: splits the node-local
   /// and cross-node sub-communicators and fills hierarchy_. Collective; store lock not held.
@@ -179,6 +185,7 @@ class CommunicatorImpl {
   // (before algorithms_, which point at shared_).
   std::unique_ptr<ShmRegion> shmRegion_;
   SharedRegion shared_;
+  std::unique_ptr<ShmMailboxes> mailboxes_;  // in the region, when it has them
   std::vector<std::unique_ptr<Algorithm>> algorithms_;
   std::atomic<bool> aborted_{false};
   mutable std::mutex errorMu_;  // guards firstError_

@@ -96,6 +96,10 @@ StatusOr<Config> Config::fromEnv(const bootstrap::EnvLookup& env) {
       return badVar("PLEXUS_SHM_STORES", *v, "auto, plain or streaming");
     }
   }
+  if (auto v = env("PLEXUS_SHM_MAILBOXES")) {
+    if (*v != "0" && *v != "1") return badVar("PLEXUS_SHM_MAILBOXES", *v, "0 or 1");
+    c.shmMailboxes = *v == "1";
+  }
   if (auto v = env("PLEXUS_BIND_ADDR")) c.bindAddress = *v;
   if (auto v = env("PLEXUS_ALGO")) c.algo = *v;
   if (auto v = env("PLEXUS_TUNING_FILE")) {

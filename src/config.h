@@ -44,6 +44,10 @@ struct Config {
   bool tuningFileExplicit = false;
   /// PLEXUS_SHM_STORES: auto (default), plain or streaming; see ShmStores.
   ShmStores shmStores = ShmStores::kAuto;
+  /// PLEXUS_SHM_MAILBOXES: 1 (default) or 0; whether a one-node communicator's algorithms send
+  /// their short messages through mailboxes in its shared region (algorithms/shm_mailbox.h)
+  /// instead of the transport.
+  bool shmMailboxes = true;
 
   /// Reads the PLEXUS_* variables through `env`. InvalidArgument names a malformed variable.
   static StatusOr<Config> fromEnv(const bootstrap::EnvLookup& env);

@@ -12,7 +12,7 @@ std::vector<uint8_t> PeerRecord::encode() const {
     w.str(spec[level]);
     w.bytes(address[level].data(), address[level].size());
   }
-  w.u32(sharedRegion ? 1 : 0);
+  w.u32((sharedRegion ? 1u : 0u) | (mailboxes ? 2u : 0u));
   return w.take();
 }
 
@@ -25,9 +25,10 @@ StatusOr<PeerRecord> PeerRecord::decode(const std::vector<uint8_t>& blob, int ex
     rec.spec[level] = r.str(kMaxSpecBytes);
     rec.address[level] = r.bytes(kMaxAddressBytes);
   }
-  const uint32_t shared = r.u32();
-  rec.sharedRegion = shared == 1;
-  if (!r.ok() || !r.atEnd() || rec.rank != expectedRank || shared > 1) {
+  const uint32_t flags = r.u32();
+  rec.sharedRegion = (flags & 1) != 0;
+  rec.mailboxes = (flags & 2) != 0;
+  if (!r.ok() || !r.atEnd() || rec.rank != expectedRank || flags > 3) {
     return invalidArgument("malformed bootstrap record for rank " + std::to_string(expectedRank));
   }
   return rec;

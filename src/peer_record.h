@@ -1,8 +1,9 @@
 // The record every rank publishes through the bootstrap store once every rank's identity is
 // known: the transport spec of each link level and the address of that level's transport
-// (empty when the rank needs no transport at that level), and whether it mapped the
-// communicator's shared-memory region. Peers control its bytes, so decoding
-// caps every length and rejects anything truncated, trailing or for another rank.
+// (empty when the rank needs no transport at that level), whether it mapped the
+// communicator's shared-memory region, and whether it would use its mailboxes. Peers control its
+// bytes, so decoding caps every length and rejects anything truncated, trailing or for another
+// rank.
 #pragma once
 
 #include <array>
@@ -25,6 +26,9 @@ struct PeerRecord {
   std::array<std::vector<uint8_t>, 2> address;
   /// The rank mapped the communicator's shared-memory region (its ranks share a node).
   bool sharedRegion = false;
+  /// The rank would send short messages through the region's mailboxes (PLEXUS_SHM_MAILBOXES):
+  /// they are used only when every rank would.
+  bool mailboxes = false;
 
   std::vector<uint8_t> encode() const;
   /// InvalidArgument for a malformed blob, or one that is not `expectedRank`'s.

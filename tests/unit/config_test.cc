@@ -47,5 +47,21 @@ TEST(Config, ShmStoresAreAutoUnlessSetAndAnUnknownModeIsRejected) {
       << cfg.status().toString();
 }
 
+TEST(Config, ShmMailboxesAreOnUnlessSetToZeroAndOtherValuesAreRejected) {
+  auto cfg = Config::fromEnv(bootstrap::mapEnv({}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().toString();
+  EXPECT_TRUE(cfg->shmMailboxes);
+  cfg = Config::fromEnv(bootstrap::mapEnv({{"PLEXUS_SHM_MAILBOXES", "0"}}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().toString();
+  EXPECT_FALSE(cfg->shmMailboxes);
+  cfg = Config::fromEnv(bootstrap::mapEnv({{"PLEXUS_SHM_MAILBOXES", "1"}}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().toString();
+  EXPECT_TRUE(cfg->shmMailboxes);
+  cfg = Config::fromEnv(bootstrap::mapEnv({{"PLEXUS_SHM_MAILBOXES", "yes"}}));
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.status().message().find("PLEXUS_SHM_MAILBOXES='yes'"), std::string::npos)
+      << cfg.status().toString();
+}
+
 }  // namespace
 }  // namespace plexus
