@@ -27,6 +27,11 @@
 // all of it (lower rank's operand first, so both get the same bits), which moves the same bytes
 // in one message instead of two, for an extra block reduced: 2·log2(p) − 1 steps.
 //
+// Every exchange is an exchange() (primitives.h): on a one-node communicator a message of up
+// to 64 KiB goes through the shared region's mailboxes (shm_mailbox.h), and the receiver
+// reduces (or, doubling, copies) straight from the sender's ring, a fragment at a time as it
+// fills; the reduction order, and so every bit of the result, is the same either way.
+//
 // Short messages (≤ kWholeBufferBytes) skip the halving: recursive doubling exchanges the
 // whole buffer at distances 1, 2, …, p/2 and adds it, log2(p) · α of latency for log2(p) · S
 // bytes, which wins while α dominates (MPICH makes the same switch). Each pair adds the same
@@ -160,8 +165,13 @@ Status RhdAllReduce::run(const CollectiveRequest& req, CollectiveContext& ctx) {
   if (bytes <= kWholeBufferBytes) {
     for (int d = 1; d < p; d *= 2, ++step) {
       const int peer = realRank(self ^ d, rem);
-      PLEXUS_TRY(sendRecv(ctx, peer, cur, bytes, peer, incoming, bytes, ctx.tag(step, 0)));
-      reduceCpu(req.type, req.op, out, cur, incoming, req.count);
+      const Transfer ops[2] = {{peer, false, incoming, bytes, ctx.tag(step, 0)},
+                               {peer, true, const_cast<uint8_t*>(cur), bytes, ctx.tag(step, 0)}};
+      TransferRequest reqs[2];
+      PLEXUS_TRY(
+          exchange(ctx, ops, reqs, 2, [&](size_t, size_t at, const uint8_t* theirs, size_t len) {
+            reduceCpu(req.type, req.op, out + at, cur + at, theirs, len / dataTypeSize(req.type));
+          }));
       cur = out;
     }
     if (req.op == ReduceOp::kAvg) divideInPlace(req.type, out, req.count, n);
@@ -200,24 +210,30 @@ Status RhdAllReduce::halvingDoubling(const CollectiveRequest& req, CollectiveCon
       ops[n++] = {peer, true, const_cast<uint8_t*>(cur) + blocks.start(give) * elem,
                   blocks.span(give, part) * elem, ctx.tag(step, 0)};
     }
-    PLEXUS_TRY(transferAll(ctx, ops.data(), reqs.data(), n));
     // This rank's operand first, then the others' in the order of their digits: one fixed order
     // per block, and no other rank reduces this block at this level.
-    reduceCpu(req.type, req.op, out + keepAt, cur + keepAt, incoming, keepN);
-    for (int j = 1; j < k - 1; ++j) {
-      reduceCpu(req.type, req.op, out + keepAt, out + keepAt, incoming + j * keepN * elem, keepN);
-    }
+    PLEXUS_TRY(exchange(ctx, ops.data(), reqs.data(), n,
+                        [&](size_t i, size_t at, const uint8_t* theirs, size_t len) {
+                          const size_t to = keepAt + at;
+                          reduceCpu(req.type, req.op, out + to, (i == 0 ? cur : out) + to, theirs,
+                                    len / elem);
+                        }));
     cur = out;
     lo = keep;
     len = part;
   }
   if (fuse) {
     const size_t at = blocks.start(lo) * elem, cnt = blocks.span(lo, len);
-    PLEXUS_TRY(sendRecv(ctx, realRank(self ^ 1, rem), cur + at, cnt * elem, realRank(self ^ 1, rem),
-                        incoming, cnt * elem, ctx.tag(step, 0)));
+    const int peer = realRank(self ^ 1, rem);
+    ops[0] = {peer, false, incoming, cnt * elem, ctx.tag(step, 0)};
+    ops[1] = {peer, true, const_cast<uint8_t*>(cur) + at, cnt * elem, ctx.tag(step, 0)};
     const bool lower = (self & 1) == 0;
-    reduceCpu(req.type, req.op, out + at, lower ? cur + at : incoming, lower ? incoming : cur + at,
-              cnt);
+    PLEXUS_TRY(exchange(ctx, ops.data(), reqs.data(), 2,
+                        [&](size_t, size_t off, const uint8_t* theirs, size_t len) {
+                          const uint8_t* mine = cur + at + off;
+                          reduceCpu(req.type, req.op, out + at + off, lower ? mine : theirs,
+                                    lower ? theirs : mine, len / elem);
+                        }));
     ++step;
   }
   if (req.op == ReduceOp::kAvg) {
@@ -239,7 +255,10 @@ Status RhdAllReduce::halvingDoubling(const CollectiveRequest& req, CollectiveCon
       ops[n++] = {peer, true, out + blocks.start(lo) * elem, blocks.span(lo, len) * elem,
                   ctx.tag(step, 0)};
     }
-    PLEXUS_TRY(transferAll(ctx, ops.data(), reqs.data(), n));
+    PLEXUS_TRY(exchange(ctx, ops.data(), reqs.data(), n,
+                        [&](size_t i, size_t at, const uint8_t* theirs, size_t len) {
+                          copyUnlessSame(static_cast<uint8_t*>(ops[i].buffer) + at, theirs, len);
+                        }));
     lo = parent;
     len *= k;
   }
