@@ -79,6 +79,17 @@ uint64_t CollectiveContext::pointToPointTag(uint64_t ordinal) {
   return spaceBits(TagSpace::kPointToPoint) | (ordinal & ((uint64_t{1} << kSpaceShift) - 1));
 }
 
+bool CollectiveContext::fromEarlierCollective(uint64_t tag, uint64_t current) {
+  const uint64_t collective = spaceBits(TagSpace::kCollective),
+                 spaceMask = uint64_t{3} << kSpaceShift;
+  if ((tag & spaceMask) != collective || (current & spaceMask) != collective) return false;
+  constexpr uint64_t kSeqMask = (uint64_t{1} << kSeqBits) - 1;
+  const uint64_t behind = (((current >> (kStepBits + kChunkBits)) & kSeqMask) -
+                           ((tag >> (kStepBits + kChunkBits)) & kSeqMask)) &
+                          kSeqMask;
+  return behind != 0 && behind < (uint64_t{1} << (kSeqBits - 1));
+}
+
 bool CollectiveContext::progressAll() {
   bool moved = false;
   for (Transport* t : transports_) moved = t->progress() || moved;

@@ -58,6 +58,10 @@ class CollectiveContext {
   /// The tag of the `ordinal`-th point-to-point message from one rank to another (counted
   /// over the communicator's life by sender and receiver alike).
   static uint64_t pointToPointTag(uint64_t ordinal);
+  /// Whether `tag` belongs to a collective that ran before `current`'s (both collective tags,
+  /// their 14-bit sequence numbers compared modulo 2^14): a message a peer sent in a collective
+  /// that failed on this rank before it took it.
+  static bool fromEarlierCollective(uint64_t tag, uint64_t current);
 
   /// Drives the transport once. Returns an error when the deadline passed or the communicator
   /// was aborted; between calls that make no progress it spins, then yields the core, then

@@ -122,25 +122,40 @@ Status ShmMailboxes::send(CollectiveContext& ctx, int peer, const void* data, si
 Status ShmMailboxes::awaitNext(CollectiveContext& ctx, int peer, size_t bytes, uint64_t tag,
                                Message* message) {
   const Pair p = pair(peer, me_);
-  const Stream& in = peers_[peer].in;
-  PLEXUS_TRY(ctx.waitShared(p.posted->count, in.count + 1, sleepersOf(base_), peer));
-  const uint64_t at = place(in.offset);
-  uint8_t* start = p.ring + at % ring_;
-  const auto* header = reinterpret_cast<const Header*>(start);
-  const uint64_t gotTag = header->tag, gotBytes = header->bytes;
-  message->data = start + kLine;
-  message->filled = &header->filled;
-  message->end = at + footprint(gotBytes);  // the sender's length: the next one follows it
-  if (gotTag == tag && gotBytes == bytes) return okStatus();
-  if (gotTag != tag) {
-    return invalidArgument("rank " + ctx.who(peer) + "'s next message to rank " + ctx.who(me_) +
-                           " in shared memory has tag " + std::to_string(gotTag) +
-                           " where it expected " + std::to_string(tag) +
-                           " (do the ranks call different collectives?)");
+  for (;;) {
+    const Stream& in = peers_[peer].in;
+    PLEXUS_TRY(ctx.waitShared(p.posted->count, in.count + 1, sleepersOf(base_), peer));
+    const uint64_t at = place(in.offset);
+    uint8_t* start = p.ring + at % ring_;
+    const auto* header = reinterpret_cast<const Header*>(start);
+    const uint64_t gotTag = header->tag, gotBytes = header->bytes;
+    Message m{start + kLine, &header->filled, at + footprint(gotBytes)};  // the sender's length
+    if (gotTag != tag && CollectiveContext::fromEarlierCollective(gotTag, tag)) {
+      // Sent in a collective that failed on this rank before it took the message (as the
+      // transport would leave it unmatched): dropped.
+      release(peer, m);
+      continue;
+    }
+    if (gotTag != tag && CollectiveContext::fromEarlierCollective(tag, gotTag)) {
+      // The peer is a collective ahead (this rank's last one failed before the peer sent to
+      // it): its message stays for that collective.
+      return invalidArgument("rank " + ctx.who(peer) + "'s next message to rank " + ctx.who(me_) +
+                             " in shared memory belongs to a later collective (tag " +
+                             std::to_string(gotTag) + ", expected " + std::to_string(tag) +
+                             "): did an earlier collective fail on some ranks only?");
+    }
+    *message = m;
+    if (gotTag == tag && gotBytes == bytes) return okStatus();
+    if (gotTag != tag) {
+      return invalidArgument("rank " + ctx.who(peer) + "'s next message to rank " + ctx.who(me_) +
+                             " in shared memory has tag " + std::to_string(gotTag) +
+                             " where it expected " + std::to_string(tag) +
+                             " (do the ranks call different collectives?)");
+    }
+    return invalidArgument("rank " + ctx.who(peer) + " sent " + std::to_string(gotBytes) +
+                           " bytes where rank " + ctx.who(me_) + " expected " +
+                           std::to_string(bytes) + " (do counts or types differ between ranks?)");
   }
-  return invalidArgument("rank " + ctx.who(peer) + " sent " + std::to_string(gotBytes) +
-                         " bytes where rank " + ctx.who(me_) + " expected " +
-                         std::to_string(bytes) + " (do counts or types differ between ranks?)");
 }
 
 Status ShmMailboxes::awaitFilled(CollectiveContext& ctx, int peer, const Message& message,

@@ -55,8 +55,10 @@ class ShmMailboxes {
   /// Waits for the next message from `peer`; when it has `tag` and `bytes`, hands it to
   /// `use(offset, data, length)` a fragment at a time as the sender's copy fills it (so the
   /// receiver's work on one overlaps the sender's copy of the next), then frees its room. A
-  /// message of another tag or length is an InvalidArgument naming both (the ranks disagree on
-  /// the call), and is taken all the same.
+  /// message sent in an earlier collective (one that failed here before taking it) is dropped;
+  /// one of a later collective is an InvalidArgument and stays; one of another tag or length
+  /// is an InvalidArgument naming both (the ranks disagree on the call), and is taken all the
+  /// same.
   template <typename Use>
   Status receive(CollectiveContext& ctx, int peer, size_t bytes, uint64_t tag, Use&& use) {
     Message m;
@@ -104,8 +106,9 @@ class ShmMailboxes {
   Pair pair(int from, int to) const;
   // The stream offset where a message that would start at `offset` goes (see the file comment).
   uint64_t place(uint64_t offset) const;
-  // Waits for the next message from `peer` to be published; fills *message once it is (also
-  // when its tag or length is not what this rank expects).
+  // Waits for the next message from `peer` to be published, dropping those of earlier
+  // collectives; fills *message once it is there, also when its tag or length is not what this
+  // rank expects, unless it belongs to a later collective.
   Status awaitNext(CollectiveContext& ctx, int peer, size_t bytes, uint64_t tag, Message* message);
   // Waits until the first `end` bytes of the message are there.
   Status awaitFilled(CollectiveContext& ctx, int peer, const Message& message, size_t end);
