@@ -36,9 +36,10 @@ namespace plexus {
 
 class ShmMailboxes {
  public:
-  /// Longest message of the mailboxes of `worldSize` ranks: 64 KiB up to 8 ranks, less beyond
-  /// (each ordered pair's ring gets its share of kMaxBytes, up to 512 KiB, and a message at most
-  /// a quarter of it); 0 (no mailboxes) for one rank, or where that would be under 4 KiB.
+  /// Longest message of the mailboxes of `worldSize` ranks: each ordered pair's ring gets its
+  /// share of kMaxBytes, up to 512 KiB, and a message at most a quarter of it and 64 KiB (so 64
+  /// KiB up to 6 ranks, 37 KiB at 8, 8.5 KiB at 16); 0 (no mailboxes) for one rank, or where
+  /// that would be under 4 KiB (from 24 ranks).
   static size_t messageBytes(int worldSize);
   /// Bytes of the region the mailboxes of `worldSize` ranks take (0: none).
   static size_t regionBytes(int worldSize);
